@@ -1,0 +1,133 @@
+"""Autoencoders of the DSC family (flax linen; use them through pure ``apply``).
+
+Conv autoencoder (DSC-Net): stride-2 convolutions with TensorFlow "SAME" padding (output size
+``ceil(in / 2)``, padding ``max((out - 1) * 2 + k - in, 0)`` split with the extra pixel after), ReLU after
+every layer including the decoder output, and transposed convolutions that mirror the encoder. Each
+transposed convolution is the exact linear transpose of the "SAME" convolution of the matching encoder layer
+shape (what ``tf.nn.conv2d_transpose`` computes), so odd sizes such as 48x42 -> 24x21 -> 12x11 -> 6x6 are
+restored exactly. Kernels are Xavier-uniform, biases zero.
+
+MLP autoencoder (DEC/IDEC layout): D-500-500-2000-k encoder, mirrored decoder, ReLU except on the embedding
+and the output.
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+_DIMENSIONS = ("NHWC", "HWIO", "NHWC")
+
+
+def same_conv(x: jax.Array, kernel: jax.Array) -> jax.Array:
+    """Stride-2 convolution with TensorFlow "SAME" padding; ``kernel`` is HWIO."""
+    return jax.lax.conv_general_dilated(x, kernel, (2, 2), "SAME", dimension_numbers=_DIMENSIONS)
+
+
+def same_conv_transpose(y: jax.Array, kernel: jax.Array, out_hw: tuple[int, int]) -> jax.Array:
+    """Transpose of :func:`same_conv` mapping ``y`` back to spatial size ``out_hw``.
+
+    ``kernel`` is the HWIO kernel of the forward convolution (I = channels produced here, O = channels of
+    ``y``), the layout of TensorFlow's ``conv2d_transpose`` filters.
+    """
+    x_shape = jax.ShapeDtypeStruct((y.shape[0], *out_hw, kernel.shape[2]), y.dtype)
+    (x,) = jax.linear_transpose(lambda x: same_conv(x, kernel), x_shape)(y)
+    return x
+
+
+def conv_shapes(image_hw: tuple[int, int], n_layers: int) -> list[tuple[int, int]]:
+    """Spatial sizes before each stride-2 "SAME" layer and after the last: ``[in, ceil(in/2), ...]``."""
+    shapes = [tuple(image_hw)]
+    for _ in range(n_layers):
+        h, w = shapes[-1]
+        shapes.append(((h + 1) // 2, (w + 1) // 2))
+    return shapes
+
+
+class ConvAutoencoder(nn.Module):
+    """DSC-Net convolutional autoencoder.
+
+    Attributes:
+      image_shape: ``(H, W, C)`` of the inputs.
+      kernels: kernel size of each encoder layer.
+      channels: output channels of each encoder layer.
+    """
+
+    image_shape: tuple[int, int, int]
+    kernels: Sequence[int]
+    channels: Sequence[int]
+
+    def setup(self):
+        if len(self.kernels) != len(self.channels) or not self.kernels:
+            raise ValueError(f"kernels {self.kernels} and channels {self.channels} must be non-empty "
+                             "and of equal length")
+        init = nn.initializers.xavier_uniform()
+        ins = (self.image_shape[2], *self.channels[:-1])
+        self.enc_kernels = [self.param(f"enc{i}_kernel", init, (k, k, cin, cout))
+                            for i, (k, cin, cout) in enumerate(zip(self.kernels, ins, self.channels))]
+        self.enc_biases = [self.param(f"enc{i}_bias", nn.initializers.zeros, (c,))
+                           for i, c in enumerate(self.channels)]
+        # Decoder layer i undoes encoder layer L-1-i; its kernel has the forward conv's HWIO layout.
+        self.dec_kernels = [self.param(f"dec{i}_kernel", init, (k, k, cin, cout))
+                            for i, (k, cin, cout) in enumerate(reversed(list(zip(self.kernels, ins,
+                                                                                   self.channels))))]
+        self.dec_biases = [self.param(f"dec{i}_bias", nn.initializers.zeros, (cin,))
+                           for i, cin in enumerate(reversed(ins))]
+
+    @property
+    def latent_shape(self) -> tuple[int, int, int]:
+        """``(h, w, c)`` of one encoded sample."""
+        return (*conv_shapes(self.image_shape[:2], len(self.kernels))[-1], self.channels[-1])
+
+    def encode(self, x: jax.Array) -> jax.Array:
+        """``(n, H, W, C)`` images -> ``(n, h, w, c)`` latent maps."""
+        for kernel, bias in zip(self.enc_kernels, self.enc_biases):
+            x = nn.relu(same_conv(x, kernel) + bias)
+        return x
+
+    def decode(self, z: jax.Array) -> jax.Array:
+        """``(n, h, w, c)`` latent maps -> ``(n, H, W, C)`` reconstructions (ReLU output, as in DSC-Net)."""
+        sizes = conv_shapes(self.image_shape[:2], len(self.kernels))[:-1][::-1]
+        for kernel, bias, size in zip(self.dec_kernels, self.dec_biases, sizes):
+            z = nn.relu(same_conv_transpose(z, kernel, size) + bias)
+        return z
+
+    def __call__(self, x: jax.Array) -> jax.Array:
+        return self.decode(self.encode(x))
+
+
+class MLPAutoencoder(nn.Module):
+    """Fully connected autoencoder D-h1-...-k with the mirrored decoder (default D-500-500-2000-k)."""
+
+    input_dim: int
+    latent_dim: int
+    hidden: Sequence[int] = (500, 500, 2000)
+
+    def setup(self):
+        init = nn.initializers.xavier_uniform()
+        self.encoder_layers = [nn.Dense(h, kernel_init=init) for h in (*self.hidden, self.latent_dim)]
+        self.decoder_layers = [nn.Dense(h, kernel_init=init) for h in (*self.hidden[::-1], self.input_dim)]
+
+    @property
+    def latent_shape(self) -> tuple[int]:
+        return (self.latent_dim,)
+
+    def encode(self, x: jax.Array) -> jax.Array:
+        for layer in self.encoder_layers[:-1]:
+            x = nn.relu(layer(x))
+        return self.encoder_layers[-1](x)
+
+    def decode(self, z: jax.Array) -> jax.Array:
+        for layer in self.decoder_layers[:-1]:
+            z = nn.relu(layer(z))
+        return self.decoder_layers[-1](z)
+
+    def __call__(self, x: jax.Array) -> jax.Array:
+        return self.decode(self.encode(x))
+
+
+def flatten(z: jax.Array) -> jax.Array:
+    """``(n, ...)`` -> ``(n, d)``."""
+    return z.reshape(z.shape[0], -1)

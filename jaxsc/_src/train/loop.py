@@ -1,0 +1,144 @@
+"""One training loop for every method: a jitted, state-donating step called from a thin host loop.
+
+A method is an *objective*: a hashable (frozen dataclass) object with
+
+- ``loss(params, batch) -> (loss, aux)``, a pure function;
+- ``optimizer() -> optax.GradientTransformation``;
+- ``monitored(params) -> array | None``, the parameter watched by the early stop (C for the DSC family).
+
+Because the objective is hashable it is a static argument of the jitted step: runs with equal settings
+(e.g. several seeds) reuse one compiled step. The early stop is decided on the device: once the relative change
+``||C_t - C_{t-1}||_F / ||C_{t-1}||_F`` has stayed below ``tol`` for ``patience`` consecutive steps, the step
+becomes the identity (``lax.cond``), so results are exactly those of stopping at that step even though the
+host only looks every ``log_every`` steps.
+"""
+from __future__ import annotations
+
+import dataclasses
+import sys
+import time
+from functools import partial
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import optax
+
+
+@dataclasses.dataclass(frozen=True)
+class EarlyStop:
+    """Stop when the monitored parameter's relative change stays below ``tol`` for ``patience`` steps."""
+
+    tol: float = 1e-6
+    patience: int = 2
+
+
+class TrainState(NamedTuple):
+    params: Any
+    opt_state: Any
+    step: jax.Array  # steps that changed the parameters
+    calm: jax.Array  # consecutive steps with relative change below the early-stop tolerance
+    loss: jax.Array  # loss at the last step taken
+    aux: Any  # the objective's auxiliary outputs at the last step taken
+
+
+class TrainResult(NamedTuple):
+    """Output of :func:`train`.
+
+    Attributes:
+      params: final parameters.
+      history: ``(step, loss)`` pairs recorded every ``log_every`` steps and at the end.
+      steps: steps actually taken (fewer than asked when stopped early).
+      stopped_early: whether the early-stop rule fired.
+      seconds: wall time of the loop, compilation included.
+    """
+
+    params: Any
+    history: list
+    steps: int
+    stopped_early: bool
+    seconds: float
+
+
+def _select_batch(data, key, step, batch_size):
+    n = jax.tree.leaves(data)[0].shape[0]
+    per_epoch = n // batch_size
+    epoch, position = jnp.divmod(step, per_epoch)
+    order = jax.random.permutation(jax.random.fold_in(key, epoch), n)
+    idx = jax.lax.dynamic_slice(order, (position * batch_size,), (batch_size,))
+    return jax.tree.map(lambda leaf: leaf[idx], data)
+
+
+@partial(jax.jit, static_argnames=("objective", "batch_size", "early_stop"), donate_argnums=(0,))
+def train_step(state: TrainState, data, key, objective, batch_size: int | None = None,
+               early_stop: EarlyStop | None = None) -> TrainState:
+    """One optimiser step of ``objective`` on ``data`` (the full batch, or a shuffled mini-batch)."""
+
+    def advance(state):
+        batch = data if batch_size is None else _select_batch(data, key, state.step, batch_size)
+        (loss, aux), grads = jax.value_and_grad(objective.loss, has_aux=True)(state.params, batch)
+        updates, opt_state = objective.optimizer().update(grads, state.opt_state, state.params)
+        params = optax.apply_updates(state.params, updates)
+        calm = state.calm
+        if early_stop is not None:
+            old, new = objective.monitored(state.params), objective.monitored(params)
+            change = jnp.linalg.norm(new - old) / jnp.maximum(jnp.linalg.norm(old), jnp.finfo(old.dtype).tiny)
+            calm = jnp.where(change < early_stop.tol, calm + 1, 0)
+        return TrainState(params, opt_state, state.step + 1, calm, loss, aux)
+
+    if early_stop is None:
+        return advance(state)
+    return jax.lax.cond(state.calm >= early_stop.patience, lambda s: s, advance, state)
+
+
+def _aux_shape(objective, params, data, batch_size):
+    batch = data if batch_size is None else jax.tree.map(lambda leaf: leaf[:batch_size], data)
+    return jax.eval_shape(lambda p, b: objective.loss(p, b)[1], params, batch)
+
+
+def train(objective, params, data, steps: int, *, key: jax.Array | None = None, batch_size: int | None = None,
+          early_stop: EarlyStop | None = None, log_every: int = 50, verbose: bool = True,
+          desc: str = "train") -> TrainResult:
+    """Run ``steps`` optimiser steps of ``objective`` from ``params``.
+
+    Args:
+      objective: see the module docstring.
+      params: initial parameters (a pytree); they are copied, the caller's arrays are not donated.
+      data: array or pytree of arrays with the samples on axis 0.
+      steps: number of steps (full-batch: epochs).
+      key: PRNG key for mini-batch order.
+      batch_size: mini-batch size; ``None`` trains on the full batch every step.
+      early_stop: optional :class:`EarlyStop` on ``objective.monitored(params)``.
+      log_every: the host reads the loss (one device sync) every this many steps.
+      verbose: print a progress line (step, loss, elapsed) to stderr at each read.
+      desc: label of the progress lines.
+    """
+    if steps < 0:
+        raise ValueError(f"steps must be >= 0, got {steps}")
+    n = jax.tree.leaves(data)[0].shape[0]
+    if batch_size is not None and not 1 <= batch_size <= n:
+        raise ValueError(f"batch_size must lie in 1..{n}, got {batch_size}")
+    if batch_size == n:
+        batch_size = None
+    key = jax.random.PRNGKey(0) if key is None else key
+    params = jax.tree.map(jnp.array, params)  # own copies: the step donates them
+    aux = jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), _aux_shape(objective, params, data, batch_size))
+    state = TrainState(params, objective.optimizer().init(params), jnp.zeros((), jnp.int32),
+                       jnp.zeros((), jnp.int32), jnp.zeros((), jnp.float32), aux)
+    history, start, stopped = [], time.perf_counter(), False
+    for t in range(steps):
+        state = train_step(state, data, key, objective, batch_size, early_stop)
+        if (t + 1) % log_every == 0 or t + 1 == steps:
+            loss, taken = float(state.loss), int(state.step)
+            history.append((taken, loss))
+            stopped = early_stop is not None and int(state.calm) >= early_stop.patience
+            if verbose:
+                tail = " (early stop)" if stopped else ""
+                print(f"[{desc}] step {taken}/{steps} loss {loss:.6g} elapsed {time.perf_counter() - start:.1f}s"
+                      f"{tail}", file=sys.stderr, flush=True)
+            if not bool(jnp.isfinite(state.loss)):
+                raise FloatingPointError(f"[{desc}] loss became {loss} at step {taken}; lower the learning rate")
+            if stopped:
+                break
+    jax.block_until_ready(state.params)
+    return TrainResult(state.params, history, int(state.step), stopped, time.perf_counter() - start)
