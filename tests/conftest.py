@@ -1,0 +1,19 @@
+"""Test configuration: point jaxsc at ../shared/datasets when present; real-data tests skip otherwise."""
+import os
+from pathlib import Path
+
+import pytest
+
+SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "datasets"
+if "JAXSC_DATA_DIR" not in os.environ and SHARED.is_dir():
+    os.environ["JAXSC_DATA_DIR"] = str(SHARED)
+DATA_DIR = Path(os.environ["JAXSC_DATA_DIR"]) if os.environ.get("JAXSC_DATA_DIR") else None
+
+
+def _have(*relpaths: str) -> bool:
+    return DATA_DIR is not None and all((DATA_DIR / p).is_file() for p in relpaths)
+
+
+def needs_data(*relpaths: str):
+    """Skip unless the benchmark files ``relpaths`` (relative to the data dir) exist."""
+    return pytest.mark.skipif(not _have(*relpaths), reason=f"benchmark data {relpaths} not found")

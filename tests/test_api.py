@@ -1,0 +1,89 @@
+import json
+
+import numpy as np
+import pytest
+
+import jaxsc
+from jaxsc._src import cli
+from jaxsc import data, metrics
+from conftest import needs_data
+
+
+def _digits(classes=(0, 1, 4), per_class=40):
+    ds = data.load("digits")
+    keep = np.concatenate([np.flatnonzero(ds.y == c)[:per_class] for c in classes])
+    return ds.x[keep], np.searchsorted(classes, ds.y[keep])
+
+
+def test_estimator_end_to_end():
+    x, y = _digits()
+    model = jaxsc.DSC(n_clusters=3, seed=0, pretrain_steps=300, finetune_steps=30)
+    labels = model.fit_predict(x)
+    assert labels.shape == (120,) and model.coef_.shape == (120, 120) and model.affinity_.shape == (120, 120)
+    np.testing.assert_allclose(model.affinity_, model.affinity_.T, atol=1e-6)
+    assert metrics.accuracy(y, labels) > 0.8
+    assert set(model.seconds_) == {"pretrain", "finetune", "cluster"}
+    again = jaxsc.DSC(n_clusters=3, seed=0, pretrain_steps=300, finetune_steps=30).fit_predict(x)
+    np.testing.assert_array_equal(labels, again)
+
+
+def test_functional_core_matches_estimator_pieces():
+    x, _ = _digits(per_class=10)
+    preset = jaxsc.presets.derive_preset(x.shape[1:]).replace(pretrain_steps=5, finetune_steps=3)
+    ae = jaxsc.pretrain(x, preset, verbose=False)
+    fitted = jaxsc.fit(x, preset, ae, verbose=False)
+    assert fitted.coef.shape == (30, 30) and fitted.steps == 3
+    clustered = jaxsc.cluster_coef(fitted.coef, 3, preset.post)
+    assert clustered.labels.shape == (30,)
+
+
+def test_bad_input_messages():
+    x, _ = _digits(per_class=5)
+    with pytest.raises(ValueError, match="n_clusters must lie in 2..n = 15, got 16"):
+        jaxsc.DSC(n_clusters=16, pretrain_steps=1, finetune_steps=1).fit(x)
+    bad = x.copy()
+    bad[0, 0, 0, 0] = np.nan
+    with pytest.raises(ValueError, match="1 NaN or inf values"):
+        jaxsc.DSC(n_clusters=3).fit(bad)
+    with pytest.raises(ValueError, match=r"expected images shaped \(n, H, W\)"):
+        jaxsc.DSC(n_clusters=3).fit(np.zeros((5, 4)))
+    with pytest.raises(ValueError, match="unknown preset 'coil21'"):
+        jaxsc.DSC(n_clusters=3, preset="coil21").fit(x)
+    with pytest.raises(ValueError, match="unknown preset fields"):
+        jaxsc.DSC(n_clusters=3, epochs=3).fit(x)
+
+
+def test_cli_run_and_datasets(tmp_path, capsys):
+    out = tmp_path / "r.json"
+    code = cli.main(["run", "--dataset", "digits", "--seeds", "0", "1", "--set", "pretrain_steps=20",
+                     "--set", "finetune_steps=3", "--quiet", "--out", str(out)])
+    assert code == 0
+    result = json.loads(out.read_text())
+    assert [r["seed"] for r in result["seeds"]] == [0, 1]
+    assert set(result["summary"]["acc"]) == {"mean", "std", "max"}
+    assert 0 < result["kmeans_raw"]["summary"]["acc"]["mean"] <= 1
+    printed = capsys.readouterr().out
+    assert "dsc-l2 digits seed 1" in printed and "k-means on raw data" in printed and "mean+-std" in printed
+    assert cli.main(["datasets", "--data-dir", str(tmp_path)]) == 0
+    assert "digits" in capsys.readouterr().out
+
+
+def test_cli_errors(tmp_path, capsys):
+    assert cli.main(["run", "--method", "dsc-l3"]) == 2
+    assert "unknown method 'dsc-l3'" in capsys.readouterr().err
+    assert cli.main(["run", "--dataset", "coil20", "--data-dir", str(tmp_path)]) == 2
+    assert "missing data file 'COIL20.mat'" in capsys.readouterr().err
+    assert cli.main(["run", "--dataset", "digits", "--init", "reference"]) == 2
+    assert "no reference weights for 'digits'" in capsys.readouterr().err
+
+
+@needs_data("orl/ORL_32x32.mat", "pretrained_dscnet/orl.pkl")
+@pytest.mark.realdata
+def test_orl_from_reference_weights_short_run():
+    """ORL from DSC-Net's pretrained autoencoder, 150 of the preset's 700 fine-tune steps: already well
+    above k-means on the raw pixels."""
+    ds = data.load("orl")
+    ae = jaxsc.models.load_reference_weights("orl")["params"]
+    model = jaxsc.DSC(n_clusters=40, preset="orl", autoencoder_params=ae, finetune_steps=150).fit(ds.x)
+    acc = metrics.accuracy(ds.y, model.labels_)
+    assert acc > 0.7, acc

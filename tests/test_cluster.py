@@ -1,0 +1,135 @@
+import chex
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from jax import enable_x64
+from sklearn.cluster import KMeans
+from sklearn.datasets import make_blobs
+
+from jaxsc import cluster, metrics
+from jaxsc._src.testing import reference
+from jaxsc.data import union_of_subspaces
+
+
+def _ridge_coefficients(x, lam=0.05):
+    """Closed-form self-expression C = (X X^T + lam I)^-1 X X^T of rows x (a clean block structure)."""
+    g = x.astype(np.float64) @ x.T.astype(np.float64)
+    return np.linalg.solve(g + lam * np.eye(len(x)), g)
+
+
+class ThresholdTest(chex.TestCase):
+    @chex.variants(with_jit=True, without_jit=True)
+    def test_matches_loop_reference(self):
+        c = np.random.default_rng(0).standard_normal((30, 30)).astype(np.float32)
+        for rho in (0.04, 0.2, 0.5, 0.99):
+            out = self.variant(cluster.threshold_coefficients, static_argnums=1)(c, rho)
+            chex.assert_shape(out, c.shape)
+            assert out.dtype == jnp.float32
+            np.testing.assert_array_equal(np.asarray(out), reference.threshold_loop(c, rho))
+
+    def test_keeps_all_at_one_and_crossing_entry(self):
+        c = np.array([[0.5, 0.0], [0.3, 1.0]], np.float32)
+        np.testing.assert_array_equal(cluster.threshold_coefficients(c, 1.0), c)
+        # column 0: masses 0.5, 0.3 of 0.8; rho = 0.5 -> 0.5 > 0.4 crosses at the first entry: keep only it.
+        np.testing.assert_array_equal(cluster.threshold_coefficients(c, 0.5)[:, 0], [0.5, 0.0])
+
+    def test_bad_input(self):
+        with pytest.raises(ValueError, match="square"):
+            cluster.threshold_coefficients(jnp.zeros((2, 3)), 0.5)
+        with pytest.raises(ValueError, match="threshold must be >= 0"):
+            cluster.threshold_coefficients(jnp.zeros((2, 2)), -0.1)
+
+
+def test_svd_affinity_matches_reference_float64():
+    data = union_of_subspaces(4, 3, 20, 15, noise=0.05, seed=1)
+    c = _ridge_coefficients(data.x)
+    with enable_x64():
+        for add_identity in (False, True):
+            ours = cluster.svd_affinity(jnp.asarray(c), 4, 3, 4.0, add_identity)
+            ref = reference.svd_affinity_reference(c, 4, 3, 4.0, add_identity)
+            assert ours.dtype == jnp.float64
+            np.testing.assert_allclose(np.asarray(ours), ref, atol=1e-5)
+
+
+def test_affinity_properties_and_simple_mode():
+    c = np.random.default_rng(3).standard_normal((12, 12)).astype(np.float32)
+    a = np.asarray(cluster.svd_affinity(c, 2, 2, 2.0))
+    np.testing.assert_allclose(a, a.T, atol=1e-6)
+    assert a.min() >= 0 and np.isclose(a.max(), 1.0, atol=1e-6)
+    np.testing.assert_allclose(cluster.simple_affinity(c), (np.abs(c) + np.abs(c).T) / 2, rtol=1e-6)
+
+
+@pytest.mark.parametrize("assign", ["discretize", "kmeans"])
+def test_spectral_same_partition_as_sklearn(assign):
+    x, y = make_blobs(n_samples=120, centers=4, cluster_std=0.3, random_state=0)
+    d2 = ((x[:, None] - x[None]) ** 2).sum(-1)
+    affinity = np.exp(-d2 / 2.0).astype(np.float32)
+    ours = np.asarray(cluster.spectral_clustering(jnp.asarray(affinity), 4, jax.random.PRNGKey(0), assign))
+    theirs = reference.spectral_reference(affinity, 4, assign)
+    assert metrics.ari(theirs, ours) == 1.0
+    assert metrics.ari(y, ours) == 1.0
+
+
+def test_spectral_embedding_is_normalised_eigenbasis():
+    rng = np.random.default_rng(4)
+    w = rng.random((10, 10)).astype(np.float32)
+    w = (w + w.T) / 2
+    vectors, sqrt_degree = cluster.spectral_embedding(jnp.asarray(w), 3)
+    w0 = w - np.diag(np.diag(w))
+    d = np.sqrt(w0.sum(1))
+    m = w0 / d[:, None] / d[None]
+    np.testing.assert_allclose(sqrt_degree, d, rtol=1e-5)
+    np.testing.assert_allclose(m @ np.asarray(vectors), np.asarray(vectors) * np.linalg.eigvalsh(m)[::-1][:3],
+                               atol=1e-4)
+
+
+class KMeansTest(chex.TestCase):
+    @chex.variants(with_jit=True, without_jit=True)
+    def test_matches_sklearn_on_blobs(self):
+        x, _ = make_blobs(n_samples=300, centers=5, cluster_std=1.0, random_state=1)
+        x = x.astype(np.float32)
+        ours = self.variant(lambda x, key: cluster.kmeans(x, 5, key))(x, jax.random.PRNGKey(0))
+        sk = KMeans(5, n_init=10, random_state=0).fit(x)
+        chex.assert_shape(ours.labels, (300,))
+        chex.assert_shape(ours.centers, (5, 2))
+        assert metrics.ari(sk.labels_, np.asarray(ours.labels)) == 1.0
+        np.testing.assert_allclose(float(ours.inertia), sk.inertia_, rtol=1e-4)
+
+    def test_restarts_pick_lowest_inertia(self):
+        x, _ = make_blobs(n_samples=200, centers=6, cluster_std=2.0, random_state=2)
+        x = jnp.asarray(x, jnp.float32)
+        best = cluster.kmeans(x, 6, jax.random.PRNGKey(1), n_init=8)
+        singles = [float(cluster.kmeans(x, 6, k, n_init=1).inertia) for k in jax.random.split(jax.random.PRNGKey(5), 8)]
+        assert float(best.inertia) <= max(singles)
+
+    def test_bad_k(self):
+        with pytest.raises(ValueError, match="1 <= k <= n"):
+            cluster.kmeans(jnp.zeros((3, 2)), 4, jax.random.PRNGKey(0))
+
+
+def test_pipeline_against_reference_pipeline():
+    data = union_of_subspaces(5, 4, 40, 30, noise=0.05, seed=0)
+    c = _ridge_coefficients(data.x).astype(np.float32)
+    post = cluster.PostConfig(threshold=0.2, subspace_dim=4, power=4.0)
+    ours = cluster.cluster_coefficients(c, 5, post, jax.random.PRNGKey(0))
+    ref_labels, ref_affinity = reference.cluster_reference(c, 5, 0.2, 4, 4.0)
+    np.testing.assert_allclose(np.asarray(ours.affinity), ref_affinity, atol=1e-4)
+    assert metrics.ari(ref_labels, np.asarray(ours.labels)) == 1.0
+    assert metrics.accuracy(data.y, np.asarray(ours.labels)) == 1.0
+    chex.assert_shape(ours.labels, (150,))
+    assert ours.labels.dtype == jnp.int32
+
+
+def test_pipeline_bad_input():
+    c = np.eye(6, dtype=np.float32)
+    with pytest.raises(ValueError, match="n_clusters must lie in 2..n = 6, got 7"):
+        cluster.cluster_coefficients(c, 7)
+    with pytest.raises(ValueError, match="NaN or inf"):
+        cluster.cluster_coefficients(np.full((6, 6), np.nan, np.float32), 2)
+    with pytest.raises(ValueError, match="square"):
+        cluster.cluster_coefficients(np.zeros((6, 5), np.float32), 2)
+    with pytest.raises(ValueError, match="unknown affinity"):
+        cluster.cluster_coefficients(c, 2, cluster.PostConfig(affinity="rbf"))
+    with pytest.raises(ValueError, match="unknown assign mode"):
+        cluster.cluster_coefficients(c, 2, cluster.PostConfig(assign="qr"))

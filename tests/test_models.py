@@ -1,0 +1,101 @@
+import chex
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from jaxsc import models
+
+
+def numpy_same_conv(x, kernel):
+    """Direct loops: TensorFlow SAME padding (extra pixel after), stride 2, HWIO kernel."""
+    n, h, w, cin = x.shape
+    k = kernel.shape[0]
+    oh, ow = -(-h // 2), -(-w // 2)
+    ph, pw = max((oh - 1) * 2 + k - h, 0), max((ow - 1) * 2 + k - w, 0)
+    xp = np.pad(x, ((0, 0), (ph // 2, ph - ph // 2), (pw // 2, pw - pw // 2), (0, 0)))
+    out = np.zeros((n, oh, ow, kernel.shape[3]))
+    for i in range(oh):
+        for j in range(ow):
+            patch = xp[:, 2 * i:2 * i + k, 2 * j:2 * j + k, :]
+            out[:, i, j, :] = np.einsum("nabc,abcd->nd", patch, kernel)
+    return out
+
+
+@pytest.mark.parametrize("hw,k", [((8, 8), 3), ((7, 6), 5), ((6, 5), 3)])
+def test_same_conv_matches_tf_semantics(hw, k):
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((2, *hw, 2)).astype(np.float32)
+    kernel = rng.standard_normal((k, k, 2, 3)).astype(np.float32)
+    np.testing.assert_allclose(models.same_conv(x, kernel), numpy_same_conv(x, kernel), rtol=1e-4, atol=1e-4)
+
+
+def test_transpose_is_the_adjoint():
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((2, 7, 6, 2)).astype(np.float32)
+    kernel = rng.standard_normal((5, 5, 2, 3)).astype(np.float32)
+    y = rng.standard_normal((2, 4, 3, 3)).astype(np.float32)
+    lhs = np.vdot(models.same_conv(x, kernel), y)
+    rhs = np.vdot(x, models.same_conv_transpose(y, kernel, (7, 6)))
+    np.testing.assert_allclose(lhs, rhs, rtol=1e-4)
+
+
+def test_conv_autoencoder_restores_48x42():
+    model = models.ConvAutoencoder((48, 42, 1), (5, 3, 3), (10, 20, 30))
+    x = jnp.ones((3, 48, 42, 1))
+    variables = model.init(jax.random.PRNGKey(0), x)
+    z = model.apply(variables, x, method="encode")
+    chex.assert_shape(z, (3, 6, 6, 30))
+    assert model.latent_shape == (6, 6, 30)
+    out = model.apply(variables, x)
+    chex.assert_shape(out, (3, 48, 42, 1))
+    assert (np.asarray(out) >= 0).all()  # ReLU output, as in DSC-Net
+    assert models.conv_shapes((48, 42), 3) == [(48, 42), (24, 21), (12, 11), (6, 6)]
+    params = variables["params"]
+    np.testing.assert_array_equal(params["enc0_bias"], 0)
+    bound = np.sqrt(6 / (25 * 1 + 25 * 10))  # Xavier-uniform with receptive field
+    assert np.abs(params["enc0_kernel"]).max() <= bound
+
+
+def test_conv_autoencoder_rejects_bad_layers():
+    with pytest.raises(ValueError, match="equal length"):
+        models.ConvAutoencoder((8, 8, 1), (3, 3), (4,)).init(jax.random.PRNGKey(0), jnp.ones((1, 8, 8, 1)))
+
+
+def test_mlp_autoencoder_layout():
+    model = models.MLPAutoencoder(input_dim=20, latent_dim=4)
+    x = jnp.ones((5, 20))
+    variables = model.init(jax.random.PRNGKey(0), x)
+    chex.assert_shape(model.apply(variables, x, method="encode"), (5, 4))
+    chex.assert_shape(model.apply(variables, x), (5, 20))
+    sizes = [v["kernel"].shape for v in variables["params"].values()]
+    assert sizes == [(20, 500), (500, 500), (500, 2000), (2000, 4), (4, 2000), (2000, 500), (500, 500),
+                     (500, 20)]
+
+
+class SelfExpressionTest(chex.TestCase):
+    @chex.variants(with_jit=True, without_jit=True)
+    def test_matches_numpy(self):
+        rng = np.random.default_rng(2)
+        c, z = rng.standard_normal((5, 5)).astype(np.float32), rng.standard_normal((5, 3)).astype(np.float32)
+        np.testing.assert_allclose(self.variant(models.self_express)(c, z), c @ z, rtol=1e-5, atol=1e-5)
+        masked = c - np.diag(np.diag(c))
+        fn = self.variant(lambda c, z: models.self_express(c, z, zero_diagonal=True))
+        np.testing.assert_allclose(fn(c, z), masked @ z, rtol=1e-5, atol=1e-5)
+
+    def test_bfloat16_product_is_close(self):
+        rng = np.random.default_rng(3)
+        c, z = rng.standard_normal((64, 64)).astype(np.float32), rng.standard_normal((64, 8)).astype(np.float32)
+        out = models.self_express(c, z, matmul_dtype=jnp.bfloat16)
+        assert out.dtype == jnp.float32
+        np.testing.assert_allclose(out, c @ z, rtol=0.05, atol=0.3)
+
+
+def test_init_coefficients_and_errors():
+    c = models.init_coefficients(4, 1e-8)
+    chex.assert_shape(c, (4, 4))
+    np.testing.assert_allclose(c, 1e-8)
+    with pytest.raises(ValueError, match="at least 2 samples"):
+        models.init_coefficients(1)
+    with pytest.raises(ValueError, match="do not match 4 latent rows"):
+        models.self_express(jnp.zeros((3, 3)), jnp.zeros((4, 2)))

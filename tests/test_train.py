@@ -1,0 +1,109 @@
+import dataclasses
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+from jaxsc import models, train
+
+
+@dataclasses.dataclass(frozen=True)
+class Quadratic:
+    """L(C) = ||C - T||^2 with Adam: converges, so the early stop must fire."""
+
+    lr: float = 0.05
+
+    def loss(self, params, _batch):
+        value = jnp.sum(jnp.square(params["coef"] - 1.0))
+        return value, {"value": value}
+
+    def optimizer(self):
+        return optax.adam(self.lr)
+
+    def monitored(self, params):
+        return params["coef"]
+
+
+def _images(n=24, hw=8, seed=0):
+    return jax.random.uniform(jax.random.PRNGKey(seed), (n, hw, hw, 1))
+
+
+def _autoencoder():
+    model = models.ConvAutoencoder((8, 8, 1), (3,), (4,))
+    return model, model.init(jax.random.PRNGKey(1), _images(2))["params"]
+
+
+@pytest.mark.parametrize("batch_size", [None, 8])
+def test_pretraining_reduces_loss_and_is_repeatable(batch_size):
+    model, params = _autoencoder()
+    objective = train.ReconstructionObjective(model, 1e-2)
+    x = _images()
+    first = train.train(objective, params, x, 60, batch_size=batch_size, log_every=20, verbose=False,
+                        key=jax.random.PRNGKey(3))
+    again = train.train(objective, params, x, 60, batch_size=batch_size, log_every=20, verbose=False,
+                        key=jax.random.PRNGKey(3))
+    assert objective.loss(first.params, x)[0] < 0.5 * objective.loss(params, x)[0]
+    assert [step for step, _ in first.history] == [20, 40, 60]
+    jax.tree.map(np.testing.assert_array_equal, first.params, again.params)
+    assert first.steps == 60 and not first.stopped_early
+    # the caller's parameters were not donated
+    assert np.isfinite(np.asarray(params["enc0_kernel"])).all()
+
+
+def test_early_stop_is_exact_even_when_the_host_looks_rarely():
+    params = {"coef": jnp.zeros((3, 3))}
+    stop = train.EarlyStop(tol=1e-3, patience=2)
+    stopped = train.train(Quadratic(), params, jnp.zeros((1,)), 5000, early_stop=stop, log_every=1000,
+                          verbose=False)
+    assert stopped.stopped_early and stopped.steps < 1000
+    replay = train.train(Quadratic(), params, jnp.zeros((1,)), stopped.steps, verbose=False)
+    np.testing.assert_array_equal(stopped.params["coef"], replay.params["coef"])
+
+
+def test_separate_learning_rates_for_coef_and_network():
+    model, ae = _autoencoder()
+    objective = train.DSCObjective(model, w_se=1.0, lr_net=1e-3, lr_coef=0.0)
+    params = train.init_dsc_params(ae, 24, 1e-4)
+    out = train.train(objective, params, _images(), 3, verbose=False)
+    np.testing.assert_array_equal(out.params["coef"], params["coef"])
+    assert not np.allclose(out.params["autoencoder"]["enc0_kernel"], ae["enc0_kernel"])
+
+
+def test_dsc_loss_terms_and_gradient():
+    model, ae = _autoencoder()
+    x = _images()
+    params = train.init_dsc_params(ae, 24, 0.0)
+    params["coef"] = 0.01 * jax.random.normal(jax.random.PRNGKey(4), (24, 24))
+    objective = train.DSCObjective(model, w_rec=2.0, w_reg=3.0, w_se=5.0)
+    loss, terms = objective.loss(params, x)
+    z, zc, x_hat = train.dsc_forward(model, params, x)
+    np.testing.assert_allclose(terms["se"], np.sum((np.asarray(z) - np.asarray(params["coef"]) @ np.asarray(z)) ** 2),
+                               rtol=1e-4)
+    np.testing.assert_allclose(terms["reg"], np.sum(np.asarray(params["coef"]) ** 2), rtol=1e-5)
+    np.testing.assert_allclose(loss, 2 * terms["rec"] + 3 * terms["reg"] + 5 * terms["se"], rtol=1e-6)
+    # dL_se/dC = -2 (Z - C Z) Z^T
+    se_only = train.DSCObjective(model, w_rec=0.0, w_reg=0.0, w_se=1.0)
+    grad = jax.grad(lambda p: se_only.loss(p, x)[0])(params)["coef"]
+    z = np.asarray(z, np.float64)
+    expected = -2 * (z - np.asarray(params["coef"], np.float64) @ z) @ z.T
+    np.testing.assert_allclose(grad, expected, rtol=1e-3, atol=1e-4)
+
+
+def test_bad_arguments():
+    model, ae = _autoencoder()
+    objective = train.ReconstructionObjective(model)
+    with pytest.raises(ValueError, match="batch_size must lie in 1..24"):
+        train.train(objective, ae, _images(), 1, batch_size=100, verbose=False)
+    with pytest.raises(ValueError, match="steps must be >= 0"):
+        train.train(objective, ae, _images(), -1, verbose=False)
+    with pytest.raises(ValueError, match="unknown penalty"):
+        train.DSCObjective(model, penalty="l0")
+
+
+def test_diverging_loss_raises():
+    model, ae = _autoencoder()
+    x = _images() * jnp.inf
+    with pytest.raises(FloatingPointError, match="loss became"):
+        train.train(train.ReconstructionObjective(model), ae, x, 2, log_every=1, verbose=False)
