@@ -1,0 +1,174 @@
+"""Side-by-side speed: jaxsc against the plain references, ratios measured in one run.
+
+1. Cluster stage at n = 1440 (and any ``--cluster-n``): jaxsc's jitted stage (threshold, SVD affinity,
+   spectral clustering with discretisation) against the numpy/scipy/scikit-learn pipeline of
+   ``jaxsc._src.testing.reference`` (loop threshold, ``svds``, ``SpectralClustering``), on a C with a clean
+   block structure (ridge self-expression of union-of-subspaces data). Compile time is reported separately.
+2. DSC fine-tune step at the COIL20 (n=1440, 32x32, 3x3@15) and ORL (n=400, 3x3@3,3,5) shapes: jaxsc's
+   jitted step against an eager PyTorch DSC-Net step of the same architecture and loss (written here from the
+   paper's description), when torch is installed; otherwise that column says so.
+
+Writes ``benchmarks/results/speed_<device>.md``.
+
+    python benchmarks/speed.py
+"""
+from __future__ import annotations
+
+import argparse
+import datetime
+import platform
+import time
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxsc import cluster, metrics
+from jaxsc._src.testing import reference
+from jaxsc.data import union_of_subspaces
+from jaxsc.models import ConvAutoencoder
+from jaxsc.train import DSCObjective, TrainState, init_dsc_params, train_step
+
+RESULTS = Path(__file__).parent / "results"
+
+
+def best_of(fn, repeats: int) -> float:
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return min(times)
+
+
+def cluster_case(n: int, repeats: int) -> dict:
+    k = 20
+    per = n // k
+    data = union_of_subspaces(k, 8, 200, per, noise=0.05, seed=0)
+    x = data.x.astype(np.float64)
+    g = x @ x.T
+    coef = np.linalg.solve(g + 0.05 * np.eye(len(x)), g).astype(np.float32)
+    post = cluster.PostConfig(threshold=0.04, subspace_dim=12, power=8.0, add_identity=True)
+    key = jax.random.PRNGKey(0)
+    start = time.perf_counter()
+    jax.block_until_ready(cluster.cluster_coefficients(coef, k, post, key))
+    first = time.perf_counter() - start
+    ours = best_of(lambda: jax.block_until_ready(cluster.cluster_coefficients(coef, k, post, key)), repeats)
+    theirs = best_of(lambda: reference.cluster_reference(coef, k, 0.04, 12, 8.0, True), max(1, repeats // 2))
+    labels = np.asarray(cluster.cluster_coefficients(coef, k, post, key).labels)
+    ref_labels, _ = reference.cluster_reference(coef, k, 0.04, 12, 8.0, True)
+    return {"n": len(x), "jaxsc_s": ours, "compile_s": first - ours, "reference_s": theirs,
+            "ratio": theirs / ours, "acc_jaxsc": metrics.accuracy(data.y, labels),
+            "acc_reference": metrics.accuracy(data.y, ref_labels)}
+
+
+def jax_step_time(n, shape, kernels, channels, repeats):
+    model = ConvAutoencoder(shape, kernels, channels)
+    x = jax.random.uniform(jax.random.PRNGKey(0), (n, *shape))
+    params = init_dsc_params(model.init(jax.random.PRNGKey(1), x[:2])["params"], n, 1e-8)
+    objective = DSCObjective(model, 1.0, 1.0, 75.0)
+    aux = {k: jnp.zeros(()) for k in ("rec", "reg", "se")}
+    state = TrainState(params, objective.optimizer().init(params), jnp.zeros((), jnp.int32),
+                       jnp.zeros((), jnp.int32), jnp.zeros(()), aux)
+    key = jax.random.PRNGKey(2)
+    start = time.perf_counter()
+    state = jax.block_until_ready(train_step(state, x, key, objective))
+    compile_s = time.perf_counter() - start
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        state = jax.block_until_ready(train_step(state, x, key, objective))
+        times.append(time.perf_counter() - start)
+    return min(times), compile_s
+
+
+def torch_step_time(n, shape, kernels, channels, repeats):
+    import torch
+    import torch.nn.functional as F
+
+    h, w, cin = shape
+    torch.manual_seed(0)
+    chans = [cin, *channels]
+    enc = [torch.nn.Parameter(torch.randn(co, ci, k, k) * 0.1) for ci, co, k in zip(chans, chans[1:], kernels)]
+    enc_b = [torch.nn.Parameter(torch.zeros(co)) for co in channels]
+    dec = [torch.nn.Parameter(torch.randn(ci, co, k, k) * 0.1) for ci, co, k in
+           zip(chans[::-1], chans[::-1][1:], kernels[::-1])]
+    dec_b = [torch.nn.Parameter(torch.zeros(co)) for co in chans[::-1][1:]]
+    coef = torch.nn.Parameter(1e-8 * torch.ones(n, n))
+    opt = torch.optim.Adam(enc + enc_b + dec + dec_b + [coef], lr=1e-3)
+    x = torch.rand(n, cin, h, w)
+
+    def same_pad(t, k):  # TensorFlow SAME for stride 2: extra pixel after
+        ih, iw = t.shape[2:]
+        ph, pw = max((-(-ih // 2) - 1) * 2 + k - ih, 0), max((-(-iw // 2) - 1) * 2 + k - iw, 0)
+        return F.pad(t, [pw // 2, pw - pw // 2, ph // 2, ph - ph // 2])
+
+    def step():
+        sizes, t = [], x
+        for wgt, b, k in zip(enc, enc_b, kernels):
+            sizes.append(t.shape[2:])
+            t = F.relu(F.conv2d(same_pad(t, k), wgt, b, stride=2))
+        z = t.reshape(n, -1)
+        zc = coef @ z
+        t = zc.reshape(t.shape)
+        for wgt, b, k, size in zip(dec, dec_b, kernels[::-1], sizes[::-1]):
+            full = F.conv_transpose2d(t, wgt, b, stride=2)  # (t - 1) * 2 + k: the padded input size
+            top = max((t.shape[2] - 1) * 2 + k - size[0], 0) // 2  # crop the forward conv's SAME padding
+            left = max((t.shape[3] - 1) * 2 + k - size[1], 0) // 2
+            t = F.relu(full[:, :, top:top + size[0], left:left + size[1]])
+        loss = ((t - x) ** 2).sum() + (coef ** 2).sum() + 75.0 * ((z - zc) ** 2).sum()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+
+    step()
+    return best_of(step, repeats), torch.__version__, torch.get_num_threads()
+
+
+def step_case(name, n, shape, kernels, channels, repeats) -> dict:
+    ours, compile_s = jax_step_time(n, shape, kernels, channels, repeats)
+    row = {"shape": name, "n": n, "jaxsc_s": ours, "compile_s": compile_s}
+    try:
+        theirs, version, threads = torch_step_time(n, shape, kernels, channels, repeats)
+        row.update(torch_s=theirs, ratio=theirs / ours, torch=f"torch {version}, {threads} threads")
+    except ImportError:
+        row.update(torch_s=None, ratio=None, torch="torch not installed: not measured")
+    return row
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--cluster-n", type=int, nargs="+", default=[1440])
+    parser.add_argument("--repeats", type=int, default=5)
+    args = parser.parse_args()
+    device = jax.devices()[0]
+    rows_c = [cluster_case(n, args.repeats) for n in args.cluster_n]
+    rows_s = [step_case("COIL20", 1440, (32, 32, 1), (3,), (15,), args.repeats),
+              step_case("ORL", 400, (32, 32, 1), (3, 3, 3), (3, 3, 5), args.repeats)]
+    lines = [f"# Speed on {device.platform} ({device.device_kind})", "",
+             f"Date {datetime.date.today().isoformat()}, jax {jax.__version__}, {platform.platform()}, "
+             f"{platform.processor() or 'unknown CPU'}. Generated by `benchmarks/speed.py`; both sides measured in "
+             "the same run, best of the repeats, compile time excluded (shown separately).", "",
+             "## Cluster stage (threshold 0.04, subspace_dim 12, power 8, discretize; K = 20)", "",
+             "| n | jaxsc s | compile s | reference s | speed-up | ACC jaxsc | ACC reference |",
+             "|---|---|---|---|---|---|---|"]
+    for r in rows_c:
+        lines.append(f"| {r['n']} | {r['jaxsc_s']:.3f} | {r['compile_s']:.2f} | {r['reference_s']:.3f} | "
+                     f"{r['ratio']:.1f}x | {r['acc_jaxsc']:.4f} | {r['acc_reference']:.4f} |")
+    lines += ["", "## DSC fine-tune step (full batch, Adam, loss rec + reg + 75 se)", "",
+              "| shape | n | jaxsc s/step | compile s | PyTorch s/step | speed-up | PyTorch |", "|---|---|---|---|---|---|---|"]
+    for r in rows_s:
+        torch_s = f"{r['torch_s']:.3f}" if r["torch_s"] is not None else "-"
+        ratio = f"{r['ratio']:.2f}x" if r["ratio"] is not None else "-"
+        lines.append(f"| {r['shape']} | {r['n']} | {r['jaxsc_s']:.3f} | {r['compile_s']:.2f} | {torch_s} | {ratio} | "
+                     f"{r['torch']} |")
+    lines.append("")
+    text = "\n".join(lines)
+    print(text)
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / f"speed_{device.platform}.md").write_text(text)
+
+
+if __name__ == "__main__":
+    main()
