@@ -45,10 +45,10 @@ def best_of(fn, repeats: int) -> float:
 def cluster_case(n: int, repeats: int) -> dict:
     k = 20
     per = n // k
-    data = union_of_subspaces(k, 8, 200, per, noise=0.05, seed=0)
+    data = union_of_subspaces(k, 5, 100, per, noise=0.1, seed=0)
     x = data.x.astype(np.float64)
     g = x @ x.T
-    coef = np.linalg.solve(g + 0.05 * np.eye(len(x)), g).astype(np.float32)
+    coef = np.linalg.solve(g + 0.1 * np.eye(len(x)), g).astype(np.float32)
     post = cluster.PostConfig(threshold=0.04, subspace_dim=12, power=8.0, add_identity=True)
     key = jax.random.PRNGKey(0)
     start = time.perf_counter()

@@ -23,19 +23,20 @@ from jaxsc._src.models.torch_pickle import load_legacy_torch
 _FOLDER = "pretrained_dscnet"
 _XG = "https://raw.githubusercontent.com/XifengGuo/DSC-Net/021949baa55aaed0d66955f61760e2185771a608/pretrained_weights_original"
 
+
+def _entry(file: str, what: str, sha256: str, upright: bool) -> tuple[DataFile, bool]:
+    return DataFile(_FOLDER, file, f"DSC-Net {what} autoencoder, legacy torch.save state dict", sha256,
+                    f"{_XG}/{file}"), upright
+
+
+# name -> (file, whether the reference trained on transposed images and the kernels must be swapped)
 REFERENCE_WEIGHTS = {
-    "coil20": (DataFile(_FOLDER, "coil20.pkl", "DSC-Net COIL20 autoencoder, legacy torch.save state dict",
-                        "3d33dc1e8ee7b032fc0cab883e4c4b2312861418f57be5ac8e22e5fe38cff194",
-                        f"{_XG}/coil20.pkl"), True),
-    "coil100": (DataFile(_FOLDER, "coil100.pkl", "DSC-Net COIL100 autoencoder, legacy torch.save state dict",
-                         "243073106d0269debf442643691e9bbc183f36ab8fca1a37131ed0b0ad51533a",
-                         f"{_XG}/coil100.pkl"), True),
-    "orl": (DataFile(_FOLDER, "orl.pkl", "DSC-Net ORL autoencoder, legacy torch.save state dict",
-                     "18b5aee470e9b26dcc2de5a81b8cf725c60654ef69ec7c2375e4641c4202ea7e",
-                     f"{_XG}/orl.pkl"), True),
-    "eyaleb": (DataFile(_FOLDER, "yaleb.pkl", "DSC-Net EYaleB (48x42) autoencoder, legacy torch.save state dict",
-                        "7700a23a02b1ca1935734b01538f8871478cb2ff9ac6b96070873cf15f8e4c71",
-                        f"{_XG}/yaleb.pkl"), False),
+    "coil20": _entry("coil20.pkl", "COIL20", "3d33dc1e8ee7b032fc0cab883e4c4b2312861418f57be5ac8e22e5fe38cff194", True),
+    "coil100": _entry("coil100.pkl", "COIL100", "243073106d0269debf442643691e9bbc183f36ab8fca1a37131ed0b0ad51533a",
+                      True),
+    "orl": _entry("orl.pkl", "ORL", "18b5aee470e9b26dcc2de5a81b8cf725c60654ef69ec7c2375e4641c4202ea7e", True),
+    "eyaleb": _entry("yaleb.pkl", "EYaleB (48x42)", "7700a23a02b1ca1935734b01538f8871478cb2ff9ac6b96070873cf15f8e4c71",
+                     False),
 }
 
 
