@@ -32,9 +32,12 @@ def write_table(out_dir: Path) -> Path:
              "Mean and std (population) over seeds, max separately; hyper-parameters from "
              "`jaxsc.presets.PRESETS`, fixed before the runs. `init`: `pretrain` = jaxsc's own autoencoder "
              "pretraining, `reference` = DSC-Net's pretrained weights. NMI is scikit-learn's default "
-             "(arithmetic normalisation).", "",
+             "(arithmetic normalisation). With `reference` init the fine-tune is deterministic (fixed weights, "
+             "full batch) and the seed only moves the cluster stage's random start, hence a std of 0 where the "
+             "labels agree. `wall s/seed` is indicative only (a shared 2-core machine, other jobs running); speed "
+             "claims live in `speed_*.md`.", "",
              "| dataset | init | seeds | ACC mean ± std | ACC max | NMI mean ± std | NMI max | paper ACC | "
-             "target mean | raw k-means ACC | s/seed |",
+             "target mean | raw k-means ACC | wall s/seed |",
              "|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in sorted(rows, key=lambda r: (DATASETS.index(r["dataset"]) if r["dataset"] in DATASETS else 99,
                                          r["init"])):
