@@ -28,7 +28,7 @@ from jaxsc import cluster, metrics
 from jaxsc._src.testing import reference
 from jaxsc.data import union_of_subspaces
 from jaxsc.models import ConvAutoencoder
-from jaxsc.train import DSCObjective, TrainState, init_dsc_params, train_step
+from jaxsc.train import SelfExpressiveObjective, TrainState, init_self_expressive_params, train_step
 
 RESULTS = Path(__file__).parent / "results"
 
@@ -66,8 +66,8 @@ def cluster_case(n: int, repeats: int) -> dict:
 def jax_step_time(n, shape, kernels, channels, repeats):
     model = ConvAutoencoder(shape, kernels, channels)
     x = jax.random.uniform(jax.random.PRNGKey(0), (n, *shape))
-    params = init_dsc_params(model.init(jax.random.PRNGKey(1), x[:2])["params"], n, 1e-8)
-    objective = DSCObjective(model, 1.0, 1.0, 75.0)
+    params = init_self_expressive_params(model.init(jax.random.PRNGKey(1), x[:2])["params"], n, 1e-8)
+    objective = SelfExpressiveObjective(model, 1.0, 1.0, 75.0)
     aux = {k: jnp.zeros(()) for k in ("rec", "reg", "se")}
     state = TrainState(params, objective.optimizer().init(params), jnp.zeros((), jnp.int32),
                        jnp.zeros((), jnp.int32), jnp.zeros(()), aux)

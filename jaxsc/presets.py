@@ -1,4 +1,4 @@
-"""Per-dataset DSC settings (SPEC section 1) and the derived default."""
-from jaxsc._src.methods.presets import PRESETS, DSCPreset, derive_preset, get_preset
+"""Methods and their per-dataset settings (SPEC sections 1, 3, 4) and the derived default."""
+from jaxsc._src.methods.presets import METHODS, PRESETS, Method, Preset, derive_preset, get_preset
 
-__all__ = ["PRESETS", "DSCPreset", "derive_preset", "get_preset"]
+__all__ = ["METHODS", "PRESETS", "Method", "Preset", "derive_preset", "get_preset"]

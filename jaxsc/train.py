@@ -1,6 +1,7 @@
-"""The training loop shared by every method, and the DSC objectives."""
-from jaxsc._src.methods.dsc import DSCObjective, ReconstructionObjective, dsc_forward, init_dsc_params
+"""The jitted training loop and the objectives it trains."""
+from jaxsc._src.methods.self_expressive import (ReconstructionObjective, SelfExpressiveObjective,
+                                                init_self_expressive_params, self_expressive_forward)
 from jaxsc._src.train.loop import EarlyStop, TrainResult, TrainState, train, train_step
 
-__all__ = ["DSCObjective", "EarlyStop", "ReconstructionObjective", "TrainResult", "TrainState", "dsc_forward",
-           "init_dsc_params", "train", "train_step"]
+__all__ = ["EarlyStop", "ReconstructionObjective", "SelfExpressiveObjective", "TrainResult", "TrainState",
+           "init_self_expressive_params", "self_expressive_forward", "train", "train_step"]

@@ -45,8 +45,8 @@ def test_bad_input_messages():
     bad[0, 0, 0, 0] = np.nan
     with pytest.raises(ValueError, match="1 NaN or inf values"):
         jaxsc.DSC(n_clusters=3).fit(bad)
-    with pytest.raises(ValueError, match=r"expected images shaped \(n, H, W\)"):
-        jaxsc.DSC(n_clusters=3).fit(np.zeros((5, 4)))
+    with pytest.raises(ValueError, match=r"expected images shaped \(n, H, W\) or \(n, H, W, C\), or vectors"):
+        jaxsc.DSC(n_clusters=3).fit(np.zeros((5, 4, 4, 1, 1)))
     with pytest.raises(ValueError, match="unknown preset 'coil21'"):
         jaxsc.DSC(n_clusters=3, preset="coil21").fit(x)
     with pytest.raises(ValueError, match="unknown preset fields"):

@@ -64,8 +64,8 @@ def test_early_stop_is_exact_even_when_the_host_looks_rarely():
 
 def test_separate_learning_rates_for_coef_and_network():
     model, ae = _autoencoder()
-    objective = train.DSCObjective(model, w_se=1.0, lr_net=1e-3, lr_coef=0.0)
-    params = train.init_dsc_params(ae, 24, 1e-4)
+    objective = train.SelfExpressiveObjective(model, w_se=1.0, lr_net=1e-3, lr_coef=0.0)
+    params = train.init_self_expressive_params(ae, 24, 1e-4)
     out = train.train(objective, params, _images(), 3, verbose=False)
     np.testing.assert_array_equal(out.params["coef"], params["coef"])
     assert not np.allclose(out.params["autoencoder"]["enc0_kernel"], ae["enc0_kernel"])
@@ -74,17 +74,17 @@ def test_separate_learning_rates_for_coef_and_network():
 def test_dsc_loss_terms_and_gradient():
     model, ae = _autoencoder()
     x = _images()
-    params = train.init_dsc_params(ae, 24, 0.0)
+    params = train.init_self_expressive_params(ae, 24, 0.0)
     params["coef"] = 0.01 * jax.random.normal(jax.random.PRNGKey(4), (24, 24))
-    objective = train.DSCObjective(model, w_rec=2.0, w_reg=3.0, w_se=5.0)
+    objective = train.SelfExpressiveObjective(model, w_rec=2.0, w_reg=3.0, w_se=5.0)
     loss, terms = objective.loss(params, x)
-    z, zc, x_hat = train.dsc_forward(model, params, x)
+    z, zc, x_hat = train.self_expressive_forward(model, params, x)
     np.testing.assert_allclose(terms["se"], np.sum((np.asarray(z) - np.asarray(params["coef"]) @ np.asarray(z)) ** 2),
                                rtol=1e-4)
     np.testing.assert_allclose(terms["reg"], np.sum(np.asarray(params["coef"]) ** 2), rtol=1e-5)
     np.testing.assert_allclose(loss, 2 * terms["rec"] + 3 * terms["reg"] + 5 * terms["se"], rtol=1e-6)
     # dL_se/dC = -2 (Z - C Z) Z^T
-    se_only = train.DSCObjective(model, w_rec=0.0, w_reg=0.0, w_se=1.0)
+    se_only = train.SelfExpressiveObjective(model, w_rec=0.0, w_reg=0.0, w_se=1.0)
     grad = jax.grad(lambda p: se_only.loss(p, x)[0])(params)["coef"]
     z = np.asarray(z, np.float64)
     expected = -2 * (z - np.asarray(params["coef"], np.float64) @ z) @ z.T
@@ -99,7 +99,7 @@ def test_bad_arguments():
     with pytest.raises(ValueError, match="steps must be >= 0"):
         train.train(objective, ae, _images(), -1, verbose=False)
     with pytest.raises(ValueError, match="unknown penalty"):
-        train.DSCObjective(model, penalty="l0")
+        train.SelfExpressiveObjective(model, penalty="l0")
 
 
 def test_diverging_loss_raises():

@@ -1,27 +1,34 @@
-"""Functional core: ``pretrain``, ``fit``, ``cluster`` and ``run`` (all three in sequence)."""
+"""Functional core: ``pretrain``, ``fit``, ``cluster`` and ``run`` (all three in sequence).
+
+Every method of the DSC family (see :data:`jaxsc.presets.METHODS`) runs through these functions; a method is
+a :class:`jaxsc.presets.Preset`.
+"""
 from __future__ import annotations
 
 import time
 from typing import Any, NamedTuple
 
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from jaxsc._src.cluster.pipeline import ClusterResult, PostConfig, cluster_coefficients
-from jaxsc._src.methods.dsc import DSCObjective, ReconstructionObjective, init_dsc_params
-from jaxsc._src.methods.presets import DSCPreset
-from jaxsc._src.models.autoencoders import ConvAutoencoder
+from jaxsc._src.methods.presets import Preset
+from jaxsc._src.methods.self_expressive import (ReconstructionObjective, SelfExpressiveObjective,
+                                                init_self_expressive_params)
+from jaxsc._src.models.autoencoders import ConvAutoencoder, MLPAutoencoder
 from jaxsc._src.train.loop import EarlyStop, train
 
 
-def check_images(x) -> np.ndarray:
-    """float32 NHWC images; raises a clear error for other shapes or non-finite values."""
+def check_samples(x) -> np.ndarray:
+    """float32 images ``(n, H, W, C)`` (``(n, H, W)`` gets a channel) or vectors ``(n, D)``; raises a clear
+    error for other shapes or non-finite values."""
     x = np.asarray(x, dtype=np.float32)
     if x.ndim == 3:
         x = x[..., None]
-    if x.ndim != 4:
-        raise ValueError(f"expected images shaped (n, H, W) or (n, H, W, C), got shape {x.shape}")
+    if x.ndim not in (2, 4):
+        raise ValueError(f"expected images shaped (n, H, W) or (n, H, W, C), or vectors (n, D); got shape {x.shape}")
     if x.shape[0] < 2:
         raise ValueError(f"need at least 2 samples, got {x.shape[0]}")
     if not np.all(np.isfinite(x)):
@@ -29,16 +36,29 @@ def check_images(x) -> np.ndarray:
     return x
 
 
-def build_autoencoder(preset: DSCPreset, image_shape: tuple[int, int, int]) -> ConvAutoencoder:
-    return ConvAutoencoder(tuple(int(s) for s in image_shape), tuple(preset.kernels), tuple(preset.channels))
+def build_autoencoder(preset: Preset, sample_shape: tuple[int, ...]) -> nn.Module:
+    """The conv autoencoder for ``(H, W, C)`` samples, the MLP autoencoder for ``(D,)`` samples."""
+    if len(sample_shape) == 1:
+        return MLPAutoencoder(int(sample_shape[0]), preset.mlp_latent, tuple(preset.mlp_hidden))
+    return ConvAutoencoder(tuple(int(s) for s in sample_shape), tuple(preset.kernels), tuple(preset.channels))
 
 
-def pretrain(x, preset: DSCPreset, *, seed: int = 0, steps: int | None = None, verbose: bool = True) -> Any:
+def build_objective(preset: Preset, model: nn.Module, matmul_dtype: str | None = None) -> SelfExpressiveObjective:
+    """The fine-tuning objective a preset describes."""
+    return SelfExpressiveObjective(
+        model, w_rec=preset.w_rec, w_reg=preset.w_reg, w_se=preset.w_se, penalty=preset.penalty,
+        zero_diagonal=preset.zero_diagonal, lr_net=preset.finetune_lr, lr_coef=preset.finetune_lr,
+        matmul_dtype=matmul_dtype, laplacian=preset.laplacian, self_loops=preset.self_loops, w_raw=preset.w_raw,
+        w_graph=preset.w_graph, w_label=preset.w_label, graph_form=preset.graph_form,
+        label_threshold=preset.label_threshold)
+
+
+def pretrain(x, preset: Preset, *, seed: int = 0, steps: int | None = None, verbose: bool = True) -> Any:
     """Autoencoder pretraining on reconstruction: returns the autoencoder's parameters.
 
-    ``x`` are [0, 1] images (scaled by ``preset.data_scale`` here); ``steps`` overrides the preset.
+    ``x`` are [0, 1] images or vectors (scaled by ``preset.data_scale`` here); ``steps`` overrides the preset.
     """
-    x = check_images(x) * preset.data_scale
+    x = check_samples(x) * preset.data_scale
     model = build_autoencoder(preset, x.shape[1:])
     init_key, order_key = jax.random.split(jax.random.PRNGKey(seed))
     params = model.init(init_key, jnp.asarray(x[:2]))["params"]
@@ -51,7 +71,7 @@ def pretrain(x, preset: DSCPreset, *, seed: int = 0, steps: int | None = None, v
 
 
 class FitResult(NamedTuple):
-    """Output of :func:`fit`: the parameters ``{'autoencoder', 'coef'}``, C itself, the loss history
+    """Output of :func:`fit`: the parameters ``{'autoencoder', 'coef'[, 'head']}``, C itself, the loss history
     ``[(step, loss)]`` and the number of fine-tuning steps taken."""
 
     params: Any
@@ -60,14 +80,25 @@ class FitResult(NamedTuple):
     steps: int
 
 
-def fit(x, preset: DSCPreset, autoencoder_params: Any, *, penalty: str = "l2", steps: int | None = None,
-        matmul_dtype: str | None = None, verbose: bool = True) -> FitResult:
-    """DSC fine-tuning of the autoencoder and C on the full batch, from pretrained ``autoencoder_params``."""
-    x = check_images(x) * preset.data_scale
+def fit(x, preset: Preset, autoencoder_params: Any, *, n_clusters: int | None = None, seed: int = 0,
+        steps: int | None = None, matmul_dtype: str | None = None, verbose: bool = True) -> FitResult:
+    """Full-batch fine-tuning of the autoencoder and C (and PSSC's head) from pretrained ``autoencoder_params``.
+
+    ``n_clusters`` is needed by presets with pseudo-supervision (the head has K outputs); ``seed`` initialises
+    that head.
+    """
+    x = check_samples(x) * preset.data_scale
     model = build_autoencoder(preset, x.shape[1:])
-    objective = DSCObjective(model, preset.w_rec, preset.w_reg, preset.w_se, penalty, preset.zero_diagonal,
-                             preset.finetune_lr, preset.finetune_lr, matmul_dtype)
-    params = init_dsc_params(autoencoder_params, x.shape[0], preset.coef_init)
+    objective = build_objective(preset, model, matmul_dtype)
+    head = {}
+    if objective.uses_head:
+        if n_clusters is None:
+            raise ValueError("this preset trains a classifier head (w_graph or w_label > 0): pass n_clusters")
+        latent = jax.eval_shape(lambda p, v: model.apply({"params": p}, v, method="encode"), autoencoder_params,
+                                jax.ShapeDtypeStruct((1, *x.shape[1:]), jnp.float32))
+        head = dict(latent_dim=int(np.prod(latent.shape[1:])), n_clusters=n_clusters,
+                    key=jax.random.PRNGKey(seed))
+    params = init_self_expressive_params(autoencoder_params, x.shape[0], preset.coef_init, **head)
     steps = preset.finetune_steps if steps is None else steps
     result = train(objective, params, jnp.asarray(x), steps, early_stop=EarlyStop() if preset.early_stop else None,
                    log_every=max(steps // 10, 1), verbose=verbose, desc="fine-tune")
@@ -89,19 +120,24 @@ class RunResult(NamedTuple):
     seconds: dict
 
 
-def run(x, n_clusters: int, preset: DSCPreset, *, seed: int = 0, penalty: str = "l2",
-        autoencoder_params: Any = None, matmul_dtype: str | None = None, verbose: bool = True) -> RunResult:
+def check_n_clusters(n_clusters: int, n: int) -> None:
+    if not 2 <= n_clusters <= n:
+        raise ValueError(f"n_clusters must lie in 2..n = {n}, got {n_clusters}")
+
+
+def run(x, n_clusters: int, preset: Preset, *, seed: int = 0, autoencoder_params: Any = None,
+        matmul_dtype: str | None = None, verbose: bool = True) -> RunResult:
     """Pretrain (unless ``autoencoder_params`` are given), fine-tune, cluster."""
-    x = check_images(x)
-    if not 2 <= n_clusters <= x.shape[0]:
-        raise ValueError(f"n_clusters must lie in 2..n = {x.shape[0]}, got {n_clusters}")
+    x = check_samples(x)
+    check_n_clusters(n_clusters, x.shape[0])
     seconds = {}
     start = time.perf_counter()
     if autoencoder_params is None:
         autoencoder_params = pretrain(x, preset, seed=seed, verbose=verbose)
     seconds["pretrain"] = time.perf_counter() - start
     start = time.perf_counter()
-    fitted = fit(x, preset, autoencoder_params, penalty=penalty, matmul_dtype=matmul_dtype, verbose=verbose)
+    fitted = fit(x, preset, autoencoder_params, n_clusters=n_clusters, seed=seed, matmul_dtype=matmul_dtype,
+                 verbose=verbose)
     seconds["finetune"] = time.perf_counter() - start
     start = time.perf_counter()
     clustered = cluster(fitted.coef, n_clusters, preset.post, seed=seed)

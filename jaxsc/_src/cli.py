@@ -14,11 +14,11 @@ from jaxsc._src import api
 from jaxsc._src.cluster.kmeans import kmeans
 from jaxsc._src.data.datasets import availability, load, names
 from jaxsc._src.data.files import DataFileError
-from jaxsc._src.methods.presets import PRESETS, get_preset
+from jaxsc._src.methods.out_of_sample import fit_large_scale, large_scale_preset
+from jaxsc._src.methods.presets import METHODS, PRESETS, get_preset
 from jaxsc._src.metrics import evaluate
 from jaxsc._src.models.reference_weights import REFERENCE_WEIGHTS, load_reference_weights
 
-METHODS = {"dsc-l2": "l2", "dsc-l1": "l1"}
 REPORTED = ("acc", "nmi", "ari", "purity")
 
 
@@ -40,26 +40,55 @@ def raw_kmeans(x: np.ndarray, n_clusters: int, seed: int) -> np.ndarray:
     return np.asarray(kmeans(x.reshape(x.shape[0], -1), n_clusters, jax.random.PRNGKey(seed)).labels)
 
 
+def _preset_json(preset) -> dict:
+    return {k: (v._asdict() if hasattr(v, "_asdict") else v) for k, v in preset.__dict__.items()}
+
+
+_PRETRAIN_FIELDS = ("kernels", "channels", "mlp_hidden", "mlp_latent", "pretrain_steps", "pretrain_lr",
+                    "pretrain_batch", "data_scale")
+
+
 def run_experiment(method: str, dataset: str, seeds: list[int], *, data_dir=None, init: str = "pretrain",
-                   overrides: dict | None = None, verbose: bool = True) -> dict:
-    """Run ``method`` on ``dataset`` for each seed; k-means on the raw data with the same seeds as a baseline."""
+                   overrides: dict | None = None, subsample: int | None = None, pretrained: dict | None = None,
+                   verbose: bool = True) -> dict:
+    """Run ``method`` on ``dataset`` for each seed; k-means on the raw data with the same seeds as a baseline.
+
+    ``subsample``: the large-scale path (train on that many random points, label the rest by 1-NN in latent
+    space). ``pretrained``: a dict shared between calls in which pretrained autoencoders are kept, keyed by
+    dataset, seed and the preset's architecture and pretraining fields, so methods of one family that differ only
+    in their fine-tuning reuse one pretraining per seed.
+    """
     if method not in METHODS:
         raise ValueError(f"unknown method {method!r}; known: {sorted(METHODS)}")
     data = load(dataset, data_dir)
-    if not data.is_image:
-        raise ValueError(f"{method} needs image data; {dataset!r} is vector data")
-    preset_name = dataset if dataset in PRESETS else None
-    preset = get_preset(preset_name, data.x.shape[1:]).replace(**(overrides or {}))
+    if subsample is None and not data.is_image:
+        raise ValueError(f"{method} needs image data unless --subsample is given; {dataset!r} is vector data")
+    if subsample is not None:
+        preset = large_scale_preset(method, data.n_clusters, subsample).replace(**(overrides or {}))
+    else:
+        preset_name = dataset if dataset in PRESETS[METHODS[method].family] else None
+        preset = get_preset(preset_name, data.x.shape[1:], method).replace(**(overrides or {}))
     reference = None
     if init == "reference":
-        if dataset not in REFERENCE_WEIGHTS:
-            raise ValueError(f"no reference weights for {dataset!r}; available: {sorted(REFERENCE_WEIGHTS)}")
+        if dataset not in REFERENCE_WEIGHTS or subsample is not None:
+            raise ValueError(f"no reference weights for {dataset!r}; available: {sorted(REFERENCE_WEIGHTS)} "
+                             "(conv networks only, without --subsample)")
         reference = load_reference_weights(dataset, data_dir)["params"]
     rows, baseline = [], []
     for seed in seeds:
         start = time.perf_counter()
-        result = api.run(data.x, data.n_clusters, preset, seed=seed, penalty=METHODS[method],
-                         autoencoder_params=reference, verbose=verbose)
+        if subsample is not None:
+            result = fit_large_scale(data.x, data.n_clusters, method, sample_size=subsample, seed=seed,
+                                     preset=preset, verbose=verbose)
+        else:
+            params = reference
+            key = (dataset, seed) + tuple(getattr(preset, f) for f in _PRETRAIN_FIELDS)
+            if params is None and pretrained is not None and key in pretrained:
+                params = pretrained[key]
+            elif params is None and pretrained is not None:
+                params = pretrained[key] = api.pretrain(data.x, preset, seed=seed, verbose=verbose)
+            result = api.run(data.x, data.n_clusters, preset, seed=seed, autoencoder_params=params,
+                             verbose=verbose)
         scores = evaluate(data.y, result.labels)
         rows.append({"seed": seed, **scores, "seconds": time.perf_counter() - start, **{
             f"seconds_{k}": v for k, v in result.seconds.items()}})
@@ -72,9 +101,8 @@ def run_experiment(method: str, dataset: str, seeds: list[int], *, data_dir=None
         print(f"{label:>12} mean+-std: " + " ".join(
             f"{k.upper()} {s[k]['mean']:.4f}+-{s[k]['std']:.4f}" for k in REPORTED)
             + " | max: " + " ".join(f"{k.upper()} {s[k]['max']:.4f}" for k in REPORTED), flush=True)
-    return {"method": method, "dataset": dataset, "init": init, "n": int(data.x.shape[0]),
-            "n_clusters": data.n_clusters, "preset": {k: (v._asdict() if hasattr(v, "_asdict") else v)
-                                                      for k, v in preset.__dict__.items()},
+    return {"method": method, "dataset": dataset, "init": init, "subsample": subsample, "n": int(data.x.shape[0]),
+            "n_clusters": data.n_clusters, "preset": _preset_json(preset),
             "seeds": rows, "summary": summary, "kmeans_raw": {"seeds": baseline, "summary": base_summary},
             "machine": {"platform": platform.platform(), "processor": platform.processor(),
                         "jax": jax.__version__, "devices": [str(d) for d in jax.devices()]}}
@@ -94,7 +122,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="jaxsc", description="Deep subspace clustering in JAX.")
     sub = parser.add_subparsers(dest="command", required=True)
     run_p = sub.add_parser("run", help="train a method on a dataset for several seeds and report metrics")
-    run_p.add_argument("--method", default="dsc-l2", help=f"one of {sorted(METHODS)} (default dsc-l2)")
+    run_p.add_argument("--method", default="dsc-l2", help=f"one of {sorted(METHODS)} (default dsc-l2); see `jaxsc methods`")
     run_p.add_argument("--dataset", default="digits", help=f"one of {names()} (default digits, no files needed)")
     run_p.add_argument("--seeds", type=int, nargs="+", default=[0])
     run_p.add_argument("--data-dir", default=None, help="data directory (default $JAXSC_DATA_DIR, then cache)")
@@ -102,18 +130,27 @@ def main(argv: list[str] | None = None) -> int:
                        help="pretrain the autoencoder, or start from DSC-Net's reference weights")
     run_p.add_argument("--set", dest="overrides", type=_parse_override, action="append", default=[],
                        metavar="FIELD=VALUE", help="override a preset field, e.g. --set finetune_steps=20")
+    run_p.add_argument("--subsample", type=int, default=None, metavar="M",
+                       help="large-scale path: train on M random samples (MLP autoencoder), label the rest by "
+                            "nearest neighbour in latent space")
     run_p.add_argument("--out", default=None, help="write the results as JSON here")
     run_p.add_argument("--quiet", action="store_true", help="no progress lines")
+    sub.add_parser("methods", help="list the methods and their datasets with presets")
     data_p = sub.add_parser("datasets", help="list the datasets and whether their files are found")
     data_p.add_argument("--data-dir", default=None)
     args = parser.parse_args(argv)
     try:
+        if args.command == "methods":
+            for name, spec in METHODS.items():
+                print(f"{name:10s} {spec.description}; presets: {', '.join(sorted(PRESETS[spec.family]))}")
+            return 0
         if args.command == "datasets":
             for name, status, where in availability(args.data_dir):
                 print(f"{name:16s} {status:8s} {where}")
             return 0
         result = run_experiment(args.method, args.dataset, args.seeds, data_dir=args.data_dir, init=args.init,
-                                overrides=dict(args.overrides), verbose=not args.quiet)
+                                overrides=dict(args.overrides), subsample=args.subsample,
+                                verbose=not args.quiet)
     except (ValueError, DataFileError) as err:
         print(f"jaxsc: error: {err}", file=sys.stderr)
         return 2

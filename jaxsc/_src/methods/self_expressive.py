@@ -1,0 +1,154 @@
+"""The self-expressive objective shared by DSC-Net, RGRL and PSSC (one objective, methods are weight settings).
+
+    L = w_rec L_rec + w_reg R(C) + w_se ||Z - C Z||^2 + w_raw ||X - C X||^2
+        + w_graph L_graph(P, S) + w_label L_label(P),
+
+with Z = enc(X) flattened per sample, X_hat = dec(C Z), S = (|C| + |C|^T)/2, P = softmax(Z W + b) and
+
+- L_rec = ||X - X_hat||^2 (DSC-Net), or RGRL's relation-weighted form ||X - X_hat||^2 + 2 tr(X^T Ln X_hat)
+  when ``laplacian`` is set (:func:`jaxsc.losses.laplacian_reconstruction_loss`);
+- R(C) = ||C||_F^2 (L2) or ||C||_1 (L1);
+- L_graph, L_label: PSSC's pseudo-supervision (:mod:`jaxsc.losses`), computed only when their weight is > 0.
+
+DSC-Net: laplacian off, w_raw = w_graph = w_label = 0. RGRL: laplacian on, w_raw > 0 (RGRL-sc: laplacian off).
+PSSC: laplacian on, w_reg = w_raw = 0, w_graph, w_label > 0, zero diagonal (PSSC-l: w_graph = w_label = 0).
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import optax
+
+from jaxsc._src.losses.coefficient import PENALTIES, coefficient_penalty
+from jaxsc._src.losses.graph import coefficient_similarity, laplacian_reconstruction_loss
+from jaxsc._src.losses.pseudo_supervision import PSEUDO_GRAPH_LOSSES, pseudo_label_loss
+from jaxsc._src.losses.reconstruction import reconstruction_loss
+from jaxsc._src.losses.self_expression import self_expression_loss
+from jaxsc._src.models.autoencoders import flatten
+from jaxsc._src.models.classifier import classifier_probs, init_classifier
+from jaxsc._src.models.self_expression import init_coefficients, self_express
+
+_MATMUL_DTYPES = {None: None, "float32": None, "bfloat16": jnp.bfloat16}
+
+
+@dataclasses.dataclass(frozen=True)
+class ReconstructionObjective:
+    """Autoencoder pretraining: L = ||X - dec(enc(X))||^2 with Adam(``learning_rate``)."""
+
+    model: nn.Module
+    learning_rate: float = 1e-3
+
+    def loss(self, params, x):
+        rec = reconstruction_loss(x, self.model.apply({"params": params}, x))
+        return rec, {"rec": rec}
+
+    def optimizer(self):
+        return optax.adam(self.learning_rate)
+
+    def monitored(self, params):
+        return None
+
+
+def self_expressive_forward(model: nn.Module, params, x, *, zero_diagonal=False, matmul_dtype=None):
+    """``(z, zc, x_hat)``: latent rows Z, self-expressed rows C Z, and the decoded X_hat = dec(C Z)."""
+    variables = {"params": params["autoencoder"]}
+    z_maps = model.apply(variables, x, method="encode")
+    z = flatten(z_maps)
+    zc = self_express(params["coef"], z, zero_diagonal=zero_diagonal,
+                      matmul_dtype=_MATMUL_DTYPES[matmul_dtype])
+    x_hat = model.apply(variables, zc.reshape(z_maps.shape), method="decode")
+    return z, zc, x_hat
+
+
+@dataclasses.dataclass(frozen=True)
+class SelfExpressiveObjective:
+    """The DSC-family fine-tuning objective (module docstring) over ``{'autoencoder', 'coef'[, 'head']}``.
+
+    Attributes:
+      model: the autoencoder (``encode``/``decode`` methods).
+      w_rec, w_reg, w_se: weights of reconstruction, coefficient penalty and latent self-expression.
+      penalty: ``"l2"`` or ``"l1"``.
+      zero_diagonal: mask diag(C) in the forward pass.
+      lr_net, lr_coef: Adam learning rates of the network (autoencoder and head) and of C.
+      matmul_dtype: ``None`` or ``"bfloat16"`` for the C Z product.
+      laplacian: use RGRL's relation-weighted reconstruction; ``self_loops``: build its graph from S + I.
+      w_raw: weight of the raw-space subspace consistency ||X - C X||^2.
+      w_graph, w_label: weights of PSSC's pseudo-graph and pseudo-label losses (they need a ``'head'``).
+      graph_form: ``"contrastive"`` (paper) or ``"hinge"`` (reference code), see :mod:`jaxsc.losses`.
+      label_threshold: confidence above which a pseudo-label counts (0.8 in PSSC).
+    """
+
+    model: nn.Module
+    w_rec: float = 1.0
+    w_reg: float = 1.0
+    w_se: float = 1.0
+    penalty: str = "l2"
+    zero_diagonal: bool = False
+    lr_net: float = 1e-3
+    lr_coef: float = 1e-3
+    matmul_dtype: str | None = None
+    laplacian: bool = False
+    self_loops: bool = True
+    w_raw: float = 0.0
+    w_graph: float = 0.0
+    w_label: float = 0.0
+    graph_form: str = "contrastive"
+    label_threshold: float = 0.8
+
+    def __post_init__(self):
+        if self.penalty not in PENALTIES:
+            raise ValueError(f"unknown penalty {self.penalty!r}; choose one of {sorted(PENALTIES)}")
+        if self.matmul_dtype not in _MATMUL_DTYPES:
+            raise ValueError(f"matmul_dtype must be one of {list(_MATMUL_DTYPES)}, got {self.matmul_dtype!r}")
+        if self.graph_form not in PSEUDO_GRAPH_LOSSES:
+            raise ValueError(f"unknown graph_form {self.graph_form!r}; choose one of {sorted(PSEUDO_GRAPH_LOSSES)}")
+
+    @property
+    def uses_head(self) -> bool:
+        """Whether the parameters need PSSC's classifier ``'head'``."""
+        return self.w_graph > 0 or self.w_label > 0
+
+    def loss(self, params, x):
+        coef = params["coef"]
+        z, zc, x_hat = self_expressive_forward(self.model, params, x, zero_diagonal=self.zero_diagonal,
+                                               matmul_dtype=self.matmul_dtype)
+        if self.laplacian:
+            rec = laplacian_reconstruction_loss(x, x_hat, coef, self_loops=self.self_loops)
+        else:
+            rec = reconstruction_loss(x, x_hat)
+        terms = {"rec": rec, "reg": coefficient_penalty(coef, self.penalty), "se": self_expression_loss(z, zc)}
+        if self.w_raw > 0:
+            x_rows = flatten(x)
+            terms["raw"] = self_expression_loss(
+                x_rows, self_express(coef, x_rows, zero_diagonal=self.zero_diagonal))
+        if self.uses_head:
+            probs = classifier_probs(params["head"], z)
+            terms["graph"] = PSEUDO_GRAPH_LOSSES[self.graph_form](probs, coefficient_similarity(coef))
+            terms["label"] = pseudo_label_loss(probs, self.label_threshold)
+        weights = {"rec": self.w_rec, "reg": self.w_reg, "se": self.w_se, "raw": self.w_raw,
+                   "graph": self.w_graph, "label": self.w_label}
+        return sum(weights[k] * v for k, v in terms.items()), terms
+
+    def optimizer(self):
+        return optax.multi_transform({"net": optax.adam(self.lr_net), "coef": optax.adam(self.lr_coef)},
+                                     lambda params: {k: jax.tree.map(lambda _: "coef" if k == "coef" else "net", v)
+                                                     for k, v in params.items()})
+
+    def monitored(self, params):
+        return params["coef"]
+
+
+def init_self_expressive_params(autoencoder_params: Any, n: int, coef_init: float, *, latent_dim: int | None = None,
+                                n_clusters: int | None = None, key: jax.Array | None = None) -> dict:
+    """``{'autoencoder', 'coef': coef_init * ones(n, n)}``, plus PSSC's ``'head'`` (a ``latent_dim`` -> K
+    classifier, initialised from ``key``) when ``n_clusters`` is given."""
+    params = {"autoencoder": autoencoder_params, "coef": init_coefficients(n, coef_init)}
+    if n_clusters is not None:
+        if latent_dim is None or key is None:
+            raise ValueError("a classifier head needs latent_dim and key")
+        params["head"] = init_classifier(key, latent_dim, n_clusters)
+    return params

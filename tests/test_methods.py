@@ -1,0 +1,138 @@
+"""Methods as settings of one objective: terms, presets, estimators, CLI, and the large-scale path."""
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from sklearn.neighbors import KNeighborsClassifier
+
+import jaxsc
+from jaxsc import data, losses, metrics, presets, train
+from jaxsc._src import api, cli
+from jaxsc._src.methods.out_of_sample import encode_in_batches, nearest_neighbor_labels
+from jaxsc.models import ConvAutoencoder, MLPAutoencoder, classifier_probs
+
+
+def _setup(n=12, hw=8, k=3):
+    x = jax.random.uniform(jax.random.PRNGKey(0), (n, hw, hw, 1))
+    model = ConvAutoencoder((hw, hw, 1), (3,), (4,))
+    ae = model.init(jax.random.PRNGKey(1), x[:2])["params"]
+    params = train.init_self_expressive_params(ae, n, 0.0, latent_dim=4 * 4 * 4, n_clusters=k,
+                                               key=jax.random.PRNGKey(2))
+    params["coef"] = 0.05 * jax.random.normal(jax.random.PRNGKey(3), (n, n))
+    return model, params, x
+
+
+def test_objective_sums_the_documented_terms():
+    model, params, x = _setup()
+    objective = train.SelfExpressiveObjective(model, w_rec=1.5, w_reg=0.1, w_se=2.0, laplacian=True, w_raw=0.5,
+                                              w_graph=0.7, w_label=0.3, graph_form="hinge", label_threshold=0.0,
+                                              zero_diagonal=True)
+    loss, terms = objective.loss(params, x)
+    assert set(terms) == {"rec", "reg", "se", "raw", "graph", "label"}
+    z, zc, x_hat = train.self_expressive_forward(model, params, x, zero_diagonal=True)
+    coef = params["coef"]
+    rows = np.asarray(x).reshape(12, -1)
+    masked = np.asarray(coef) * (1 - np.eye(12))
+    probs = classifier_probs(params["head"], z)
+    np.testing.assert_allclose(terms["rec"], losses.laplacian_reconstruction_loss(x, x_hat, coef), rtol=1e-5)
+    np.testing.assert_allclose(terms["raw"], np.sum((rows - masked @ rows) ** 2), rtol=1e-4)
+    np.testing.assert_allclose(terms["graph"], losses.pseudo_graph_hinge(probs, losses.coefficient_similarity(coef)),
+                               rtol=1e-5)
+    np.testing.assert_allclose(terms["label"], -np.sum(np.log(np.asarray(probs).max(1))), rtol=1e-5)
+    expected = 1.5 * terms["rec"] + 0.1 * terms["reg"] + 2.0 * terms["se"] + 0.5 * terms["raw"] \
+        + 0.7 * terms["graph"] + 0.3 * terms["label"]
+    np.testing.assert_allclose(loss, expected, rtol=1e-6)
+    # the head is trained: its gradient is non-zero
+    grads = jax.grad(lambda p: objective.loss(p, x)[0])(params)
+    assert float(jnp.abs(grads["head"]["kernel"]).max()) > 0
+
+
+def test_dsc_settings_compute_only_dsc_terms():
+    model, params, x = _setup()
+    del params["head"]
+    loss, terms = train.SelfExpressiveObjective(model, w_se=3.0).loss(params, x)
+    assert set(terms) == {"rec", "reg", "se"}
+    with pytest.raises(ValueError, match="unknown graph_form 'siamese'"):
+        train.SelfExpressiveObjective(model, graph_form="siamese")
+
+
+def test_methods_are_preset_changes():
+    shape = (32, 32, 1)
+    assert presets.get_preset("coil20", shape, "rgrl-sc").laplacian is False
+    assert presets.get_preset("coil20", shape, "rgrl").laplacian is True
+    pssc_l = presets.get_preset("orl", shape, "pssc-l")
+    assert pssc_l.w_graph == 0 and pssc_l.w_label == 0 and pssc_l.zero_diagonal
+    assert presets.get_preset("orl", shape, "pssc").w_graph == 1.0
+    assert presets.get_preset("coil20", shape, "dsc-l1").penalty == "l1"
+    # the ablations share the pretraining of their method, so benchmarks can reuse it
+    for field in ("kernels", "channels", "pretrain_steps", "data_scale"):
+        assert getattr(presets.get_preset("orl", shape, "rgrl"), field) == \
+            getattr(presets.get_preset("orl", shape, "pssc-l"), field)
+    derived = presets.get_preset(None, (12, 12, 1), "pssc")
+    assert derived.kernels == (3,) and derived.w_graph == 1.0
+    with pytest.raises(ValueError, match="unknown method 'rgrl-l3'"):
+        presets.get_preset("orl", shape, "rgrl-l3")
+    with pytest.raises(ValueError, match="unknown preset 'coil100' for rgrl"):
+        presets.get_preset("coil100", shape, "rgrl")
+
+
+def _digits(classes=(0, 1, 4), per_class=40):
+    ds = data.load("digits")
+    keep = np.concatenate([np.flatnonzero(ds.y == c)[:per_class] for c in classes])
+    return ds.x[keep], np.searchsorted(classes, ds.y[keep])
+
+
+@pytest.mark.parametrize("estimator", [jaxsc.RGRL, jaxsc.PSSC])
+def test_estimators_cluster_digits(estimator):
+    x, y = _digits()
+    model = estimator(n_clusters=3, seed=0, pretrain_steps=300, finetune_steps=30).fit(x)
+    assert model.labels_.shape == (120,)
+    assert metrics.accuracy(y, model.labels_) > 0.8
+    if estimator is jaxsc.PSSC:
+        assert model.params_["head"]["kernel"].shape == (4 * 4 * 10, 3)
+
+
+def test_fit_needs_n_clusters_for_a_head():
+    x, _ = _digits(per_class=5)
+    preset = presets.get_preset(None, (8, 8, 1), "pssc")
+    ae = api.pretrain(x, preset, steps=1, verbose=False)
+    with pytest.raises(ValueError, match="pass n_clusters"):
+        api.fit(x, preset, ae, steps=1, verbose=False)
+
+
+def test_nearest_neighbor_labels_match_sklearn():
+    rng = np.random.default_rng(0)
+    reference, query = rng.standard_normal((50, 4)).astype(np.float32), rng.standard_normal((23, 4)).astype(np.float32)
+    labels = rng.integers(0, 5, 50)
+    expected = KNeighborsClassifier(n_neighbors=1).fit(reference, labels).predict(query)
+    np.testing.assert_array_equal(nearest_neighbor_labels(reference, labels, query, batch=8), expected)
+
+
+def test_encode_in_batches_equals_one_call():
+    model = MLPAutoencoder(6, 2, (5,))
+    x = np.random.default_rng(1).standard_normal((11, 6)).astype(np.float32)
+    params = model.init(jax.random.PRNGKey(0), jnp.asarray(x[:2]))["params"]
+    direct = model.apply({"params": params}, jnp.asarray(x), method="encode")
+    np.testing.assert_allclose(encode_in_batches(model, params, x, batch=4), direct, rtol=1e-5, atol=1e-6)
+
+
+def test_large_scale_path_labels_every_point():
+    ds = data.union_of_subspaces(n_subspaces=3, dim=2, ambient_dim=20, n_per_subspace=200, seed=0)
+    preset = jaxsc._src.methods.out_of_sample.large_scale_preset("rgrl", 3, 150).replace(
+        pretrain_steps=200, finetune_steps=20)
+    out = jaxsc.fit_large_scale(ds.x, 3, "rgrl", sample_size=150, seed=0, preset=preset, verbose=False)
+    assert out.labels.shape == (600,) and out.sample_index.shape == (150,)
+    np.testing.assert_array_equal(out.labels[out.sample_index], out.sample_labels)
+    # the 450 points outside the sample are labelled consistently with the sample's clusters
+    assert metrics.accuracy(ds.y, out.labels) > 0.9 * metrics.accuracy(ds.y[out.sample_index], out.sample_labels)
+    with pytest.raises(ValueError, match="sample_size must lie in"):
+        jaxsc.fit_large_scale(ds.x, 3, sample_size=601, verbose=False)
+
+
+def test_cli_methods_and_subsample(capsys):
+    assert cli.main(["methods"]) == 0
+    assert "pssc-l" in capsys.readouterr().out
+    code = cli.main(["run", "--method", "pssc", "--dataset", "digits", "--subsample", "300", "--seeds", "0",
+                     "--set", "pretrain_steps=30", "--set", "finetune_steps=3", "--quiet"])
+    assert code == 0
+    assert "pssc digits seed 0: ACC" in capsys.readouterr().out
