@@ -14,6 +14,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxsc._src.cluster.pipeline import ClusterResult, PostConfig, cluster_coefficients
+from jaxsc._src.losses.locality import adaptive_neighbors
 from jaxsc._src.methods.presets import Preset
 from jaxsc._src.methods.self_expressive import (ReconstructionObjective, SelfExpressiveObjective,
                                                 init_self_expressive_params)
@@ -50,7 +51,7 @@ def build_objective(preset: Preset, model: nn.Module, matmul_dtype: str | None =
         zero_diagonal=preset.zero_diagonal, lr_net=preset.finetune_lr, lr_coef=preset.finetune_lr,
         matmul_dtype=matmul_dtype, laplacian=preset.laplacian, self_loops=preset.self_loops, w_raw=preset.w_raw,
         w_graph=preset.w_graph, w_label=preset.w_label, graph_form=preset.graph_form,
-        label_threshold=preset.label_threshold)
+        label_threshold=preset.label_threshold, w_local=preset.w_local)
 
 
 def pretrain(x, preset: Preset, *, seed: int = 0, steps: int | None = None, verbose: bool = True) -> Any:
@@ -99,8 +100,13 @@ def fit(x, preset: Preset, autoencoder_params: Any, *, n_clusters: int | None = 
         head = dict(latent_dim=int(np.prod(latent.shape[1:])), n_clusters=n_clusters,
                     key=jax.random.PRNGKey(seed))
     params = init_self_expressive_params(autoencoder_params, x.shape[0], preset.coef_init, **head)
+    data = jnp.asarray(x)
+    if preset.w_local > 0:  # UDLL: the prior graph of the pretrained latent rows
+        index, weight = adaptive_neighbors(model.apply({"params": autoencoder_params}, data, method="encode"),
+                                           preset.neighbors)
+        data = {"x": data, "neighbor_index": index, "neighbor_weight": weight}
     steps = preset.finetune_steps if steps is None else steps
-    result = train(objective, params, jnp.asarray(x), steps, early_stop=EarlyStop() if preset.early_stop else None,
+    result = train(objective, params, data, steps, early_stop=EarlyStop() if preset.early_stop else None,
                    log_every=max(steps // 10, 1), verbose=verbose, desc="fine-tune")
     return FitResult(result.params, result.params["coef"], result.history, result.steps)
 

@@ -67,6 +67,13 @@ class RGRL(SubspaceClustering):
     default_method = "rgrl"
 
 
+class UDLL(SubspaceClustering):
+    """UDLL (unsupervised deep local learning): DSC-Net plus a locality loss on the adaptive-neighbour graph of
+    the pretrained features. See :class:`SubspaceClustering`."""
+
+    default_method = "udll"
+
+
 class PSSC(SubspaceClustering):
     """PSSC (pseudo-supervised deep subspace clustering); methods ``pssc``, ``pssc-l``.
     See :class:`SubspaceClustering`."""

@@ -30,6 +30,7 @@ _LARGE_SCALE_WEIGHTS = {
     "rgrl": dict(w_se=0.25, w_raw=0.25),
     "pssc": dict(w_se=0.25),
     "dsc": dict(),
+    "udll": dict(),
 }
 
 

@@ -16,6 +16,11 @@ rule: the geometric centre of the range each reference script searched (RGRL, ``
 plotted in the PSSC paper (ORL gamma1 1..1e4, MNIST 1e-3..1e-1), translated to plain sums. PSSC's
 pseudo-supervision weights are 1 (the centre of its script's 1e-3..1e3 grid).
 
+``udll`` (SPEC section 5): the settings the UDLL paper states (Sec. 4.2: architecture, alpha / beta / gamma,
+epochs, k; Adam 1e-3), with Eq. 18's 1/2 on the reconstruction (w_rec = 0.5, w_se = alpha, w_reg = beta,
+w_local = gamma), images in [0, 1] as the paper describes them, and the DSC-Net post settings of the dataset
+(the paper uses EDSC's heuristics). The ORL architecture is the paper's 5x5@5, 3x3@3, 3x3@3.
+
 Pretraining (not part of the reference fine-tune scripts) is jaxsc's own: Adam on mini-batches, with the step
 counts below, fixed before any run and not tuned on labels. A dataset without a preset gets
 :func:`derive_preset` from its image size.
@@ -51,6 +56,8 @@ class Preset:
     w_label: float = 0.0
     graph_form: str = "contrastive"
     label_threshold: float = 0.8
+    w_local: float = 0.0
+    neighbors: int = 3
     finetune_steps: int = 100
     finetune_lr: float = 1e-3
     pretrain_steps: int = 3000
@@ -119,7 +126,18 @@ _PSSC = {name: preset.replace(w_reg=0.0, w_raw=0.0, w_se=_PSSC_SE.get(name, pres
                               w_label=1.0, zero_diagonal=True)
          for name, preset in _RGRL.items()}
 
-PRESETS: dict[str, dict[str, Preset]] = {"dsc": _DSC, "rgrl": _RGRL, "pssc": _PSSC}
+# dataset: (kernels, channels, alpha, beta, gamma, epochs, k)
+_UDLL_PAPER = {
+    "coil20": ((3,), (15,), 1000.0, 1.0, 19.0, 68, 3),
+    "coil100": ((5,), (50,), 15.0, 1.0, 280.0, 140, 5),
+    "orl": ((5, 3, 3), (5, 3, 3), 5.0, 1.0, 8.0, 1550, 3),
+    "eyaleb": ((5, 3, 3), (10, 20, 30), 3.2, 1.0, 0.01, 1600, 10),
+}
+_UDLL = {name: _DSC[name].replace(kernels=k, channels=c, w_rec=0.5, w_se=alpha, w_reg=beta, w_local=gamma,
+                                  finetune_steps=epochs, neighbors=nbrs, data_scale=1.0)
+         for name, (k, c, alpha, beta, gamma, epochs, nbrs) in _UDLL_PAPER.items()}
+
+PRESETS: dict[str, dict[str, Preset]] = {"dsc": _DSC, "rgrl": _RGRL, "pssc": _PSSC, "udll": _UDLL}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -139,6 +157,7 @@ METHODS: dict[str, Method] = {
     "rgrl-sc": Method("rgrl", (("laplacian", False),), "RGRL ablation: plain reconstruction"),
     "pssc": Method("pssc", (), "PSSC: RGRL's reconstruction + pseudo-graph and pseudo-label supervision"),
     "pssc-l": Method("pssc", (("w_graph", 0.0), ("w_label", 0.0)), "PSSC ablation: no pseudo-supervision"),
+    "udll": Method("udll", (), "UDLL: DSC-Net + locality loss on an adaptive-neighbour prior graph"),
 }
 
 
@@ -148,7 +167,7 @@ def derive_preset(image_shape: tuple[int, ...], method: str = "dsc-l2") -> Prese
     - images with a side <= 16: one 3x3 layer with 10 channels; otherwise RGRL's three-layer
       5x5@15, 3x3@10, 3x3@5 encoder;
     - dsc: COIL20's loss weights 1 / 1 / 75, 100 fine-tune steps at 1e-3;
-    - rgrl / pssc: the COIL20 weights of their family (w_se 50, w_raw 16 for rgrl), 120 steps at 1e-4;
+    - rgrl / pssc / udll: the COIL20 weights and steps of their family;
     - 2000 pretraining steps;
     - post: threshold 0.1, subspace_dim 8, power 4 (``subspace_dim * K + 1`` is capped at n - 1).
     """
@@ -158,7 +177,7 @@ def derive_preset(image_shape: tuple[int, ...], method: str = "dsc-l2") -> Prese
     kernels, channels = ((3,), (10,)) if small else ((5, 3, 3), (15, 10, 5))
     spec = _method(method)
     base = Preset(kernels=(3,), channels=(15,), finetune_steps=100) if spec.family == "dsc" else \
-        PRESETS[spec.family]["coil20"]
+        PRESETS[spec.family]["coil20"]  # every other family has a COIL20 preset
     return base.replace(kernels=kernels, channels=channels, pretrain_steps=2000,
                         post=PostConfig(threshold=0.1, subspace_dim=8, power=4.0), **dict(spec.changes))
 

@@ -1,17 +1,20 @@
 """The self-expressive objective shared by DSC-Net, RGRL and PSSC (one objective, methods are weight settings).
 
     L = w_rec L_rec + w_reg R(C) + w_se ||Z - C Z||^2 + w_raw ||X - C X||^2
-        + w_graph L_graph(P, S) + w_label L_label(P),
+        + w_graph L_graph(P, S) + w_label L_label(P) + w_local sum_ij a_ij ||z_i - z_j||^2,
 
 with Z = enc(X) flattened per sample, X_hat = dec(C Z), S = (|C| + |C|^T)/2, P = softmax(Z W + b) and
 
 - L_rec = ||X - X_hat||^2 (DSC-Net), or RGRL's relation-weighted form ||X - X_hat||^2 + 2 tr(X^T Ln X_hat)
   when ``laplacian`` is set (:func:`jaxsc.losses.laplacian_reconstruction_loss`);
 - R(C) = ||C||_F^2 (L2) or ||C||_1 (L1);
-- L_graph, L_label: PSSC's pseudo-supervision (:mod:`jaxsc.losses`), computed only when their weight is > 0.
+- L_graph, L_label: PSSC's pseudo-supervision (:mod:`jaxsc.losses`), computed only when their weight is > 0;
+- a_ij: UDLL's prior graph (:func:`jaxsc.losses.adaptive_neighbors` on the pretrained Z), passed with the data
+  as ``{'x': X, 'neighbor_index': ..., 'neighbor_weight': ...}`` (sparse, k entries per sample).
 
 DSC-Net: laplacian off, w_raw = w_graph = w_label = 0. RGRL: laplacian on, w_raw > 0 (RGRL-sc: laplacian off).
 PSSC: laplacian on, w_reg = w_raw = 0, w_graph, w_label > 0, zero diagonal (PSSC-l: w_graph = w_label = 0).
+UDLL: DSC-Net plus w_local > 0.
 """
 from __future__ import annotations
 
@@ -24,6 +27,7 @@ import jax.numpy as jnp
 import optax
 
 from jaxsc._src.losses.coefficient import PENALTIES, coefficient_penalty
+from jaxsc._src.losses.locality import locality_loss
 from jaxsc._src.losses.graph import coefficient_similarity, laplacian_reconstruction_loss
 from jaxsc._src.losses.pseudo_supervision import PSEUDO_GRAPH_LOSSES, pseudo_label_loss
 from jaxsc._src.losses.reconstruction import reconstruction_loss
@@ -80,6 +84,7 @@ class SelfExpressiveObjective:
       w_graph, w_label: weights of PSSC's pseudo-graph and pseudo-label losses (they need a ``'head'``).
       graph_form: ``"contrastive"`` (paper) or ``"hinge"`` (reference code), see :mod:`jaxsc.losses`.
       label_threshold: confidence above which a pseudo-label counts (0.8 in PSSC).
+      w_local: weight of UDLL's locality loss on the prior graph given with the data.
     """
 
     model: nn.Module
@@ -98,6 +103,7 @@ class SelfExpressiveObjective:
     w_label: float = 0.0
     graph_form: str = "contrastive"
     label_threshold: float = 0.8
+    w_local: float = 0.0
 
     def __post_init__(self):
         if self.penalty not in PENALTIES:
@@ -112,7 +118,8 @@ class SelfExpressiveObjective:
         """Whether the parameters need PSSC's classifier ``'head'``."""
         return self.w_graph > 0 or self.w_label > 0
 
-    def loss(self, params, x):
+    def loss(self, params, batch):
+        x = batch["x"] if isinstance(batch, dict) else batch
         coef = params["coef"]
         z, zc, x_hat = self_expressive_forward(self.model, params, x, zero_diagonal=self.zero_diagonal,
                                                matmul_dtype=self.matmul_dtype)
@@ -129,8 +136,12 @@ class SelfExpressiveObjective:
             probs = classifier_probs(params["head"], z)
             terms["graph"] = PSEUDO_GRAPH_LOSSES[self.graph_form](probs, coefficient_similarity(coef))
             terms["label"] = pseudo_label_loss(probs, self.label_threshold)
+        if self.w_local > 0:
+            if not isinstance(batch, dict):
+                raise ValueError("w_local > 0 needs the prior graph: pass {'x', 'neighbor_index', 'neighbor_weight'}")
+            terms["local"] = locality_loss(z, batch["neighbor_index"], batch["neighbor_weight"])
         weights = {"rec": self.w_rec, "reg": self.w_reg, "se": self.w_se, "raw": self.w_raw,
-                   "graph": self.w_graph, "label": self.w_label}
+                   "graph": self.w_graph, "label": self.w_label, "local": self.w_local}
         return sum(weights[k] * v for k, v in terms.items()), terms
 
     def optimizer(self):
