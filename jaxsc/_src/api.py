@@ -117,13 +117,15 @@ def cluster(coef, n_clusters: int, post: PostConfig = PostConfig(), *, seed: int
 
 
 class RunResult(NamedTuple):
-    """Output of :func:`run`: labels, C, affinity, fitted parameters and wall-clock seconds per stage."""
+    """Output of :func:`run`: labels, C, affinity, fitted parameters, wall-clock seconds per stage and the
+    fine-tuning loss history ``[(step, loss)]``."""
 
     labels: np.ndarray
     coef: np.ndarray
     affinity: np.ndarray
     params: Any
     seconds: dict
+    history: list
 
 
 def check_n_clusters(n_clusters: int, n: int) -> None:
@@ -149,4 +151,5 @@ def run(x, n_clusters: int, preset: Preset, *, seed: int = 0, autoencoder_params
     clustered = cluster(fitted.coef, n_clusters, preset.post, seed=seed)
     labels = np.asarray(clustered.labels)
     seconds["cluster"] = time.perf_counter() - start
-    return RunResult(labels, np.asarray(fitted.coef), np.asarray(clustered.affinity), fitted.params, seconds)
+    return RunResult(labels, np.asarray(fitted.coef), np.asarray(clustered.affinity), fitted.params, seconds,
+                     fitted.history)

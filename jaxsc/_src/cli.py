@@ -14,7 +14,7 @@ from jaxsc._src import api
 from jaxsc._src.cluster.kmeans import kmeans
 from jaxsc._src.data.datasets import availability, load, names
 from jaxsc._src.data.files import DataFileError
-from jaxsc._src.methods.out_of_sample import fit_large_scale, large_scale_preset
+from jaxsc._src.methods.out_of_sample import encode_in_batches, fit_large_scale, large_scale_preset
 from jaxsc._src.methods.presets import METHODS, PRESETS, get_preset
 from jaxsc._src.metrics import evaluate
 from jaxsc._src.models.reference_weights import REFERENCE_WEIGHTS, load_reference_weights
@@ -44,19 +44,33 @@ def _preset_json(preset) -> dict:
     return {k: (v._asdict() if hasattr(v, "_asdict") else v) for k, v in preset.__dict__.items()}
 
 
+def _save_figures(out_dir: str, prefix: str, data, preset, result) -> None:
+    from jaxsc._src.plot import save_run_figures
+
+    if isinstance(result, api.RunResult):
+        model = api.build_autoencoder(preset, data.x.shape[1:])
+        z = encode_in_batches(model, result.params["autoencoder"], data.x * preset.data_scale)
+        paths = save_run_figures(out_dir, y_true=data.y, labels=result.labels, affinity=result.affinity,
+                                 history=result.history, z=z, prefix=prefix)
+    else:  # the large-scale path has no N x N affinity
+        paths = save_run_figures(out_dir, y_true=data.y, labels=result.labels, prefix=prefix)
+    print("figures: " + ", ".join(str(p) for p in paths), flush=True)
+
+
 _PRETRAIN_FIELDS = ("kernels", "channels", "mlp_hidden", "mlp_latent", "pretrain_steps", "pretrain_lr",
                     "pretrain_batch", "data_scale")
 
 
 def run_experiment(method: str, dataset: str, seeds: list[int], *, data_dir=None, init: str = "pretrain",
                    overrides: dict | None = None, subsample: int | None = None, pretrained: dict | None = None,
-                   verbose: bool = True) -> dict:
+                   plots: str | None = None, verbose: bool = True) -> dict:
     """Run ``method`` on ``dataset`` for each seed; k-means on the raw data with the same seeds as a baseline.
 
     ``subsample``: the large-scale path (train on that many random points, label the rest by 1-NN in latent
     space). ``pretrained``: a dict shared between calls in which pretrained autoencoders are kept, keyed by
     dataset, seed and the preset's architecture and pretraining fields, so methods of one family that differ only
-    in their fine-tuning reuse one pretraining per seed.
+    in their fine-tuning reuse one pretraining per seed. ``plots``: a directory for each seed's figures
+    (:func:`jaxsc.plot.save_run_figures`).
     """
     if method not in METHODS:
         raise ValueError(f"unknown method {method!r}; known: {sorted(METHODS)}")
@@ -89,6 +103,8 @@ def run_experiment(method: str, dataset: str, seeds: list[int], *, data_dir=None
                 params = pretrained[key] = api.pretrain(data.x, preset, seed=seed, verbose=verbose)
             result = api.run(data.x, data.n_clusters, preset, seed=seed, autoencoder_params=params,
                              verbose=verbose)
+        if plots is not None:
+            _save_figures(plots, f"{dataset}-{method}-seed{seed}-", data, preset, result)
         scores = evaluate(data.y, result.labels)
         rows.append({"seed": seed, **scores, "seconds": time.perf_counter() - start, **{
             f"seconds_{k}": v for k, v in result.seconds.items()}})
@@ -133,6 +149,8 @@ def main(argv: list[str] | None = None) -> int:
     run_p.add_argument("--subsample", type=int, default=None, metavar="M",
                        help="large-scale path: train on M random samples (MLP autoencoder), label the rest by "
                             "nearest neighbour in latent space")
+    run_p.add_argument("--plots", default=None, metavar="DIR",
+                       help="save each seed's figures (affinity, confusion, training curve, embedding) as PNGs here")
     run_p.add_argument("--out", default=None, help="write the results as JSON here")
     run_p.add_argument("--quiet", action="store_true", help="no progress lines")
     sub.add_parser("methods", help="list the methods and their datasets with presets")
@@ -150,7 +168,7 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         result = run_experiment(args.method, args.dataset, args.seeds, data_dir=args.data_dir, init=args.init,
                                 overrides=dict(args.overrides), subsample=args.subsample,
-                                verbose=not args.quiet)
+                                plots=args.plots, verbose=not args.quiet)
     except (ValueError, DataFileError) as err:
         print(f"jaxsc: error: {err}", file=sys.stderr)
         return 2
