@@ -1,0 +1,25 @@
+"""The README's results table is the one generated from benchmarks/results/, and its commands exist."""
+import importlib.util
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _table_module():
+    spec = importlib.util.spec_from_file_location("readme_table", ROOT / "benchmarks" / "readme_table.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_readme_results_table_matches_the_result_files():
+    module = _table_module()
+    readme = (ROOT / "README.md").read_text()
+    assert readme == module.render(readme), "run: python benchmarks/readme_table.py"
+    assert len(list((ROOT / "benchmarks" / "results").glob("*/*.json"))) == module.results_table().count("\n") - 1
+
+
+def test_readme_starts_with_the_two_commands():
+    head = (ROOT / "README.md").read_text().split("```")[1]
+    assert "pip install . && jaxsc run --dataset digits" in head
+    assert 'pip install ".[test]" && python -m pytest -q tests' in head
