@@ -1,7 +1,8 @@
 """The jitted training loop and the objectives it trains."""
 from jaxsc._src.methods.self_expressive import (ReconstructionObjective, SelfExpressiveObjective,
                                                 init_self_expressive_params, self_expressive_forward)
-from jaxsc._src.train.loop import EarlyStop, TrainResult, TrainState, train, train_step
+from jaxsc._src.train.loop import (EarlyStop, TrainResult, TrainState, shard_sample_matrices, train,
+                                   train_step)
 
 __all__ = ["EarlyStop", "ReconstructionObjective", "SelfExpressiveObjective", "TrainResult", "TrainState",
-           "init_self_expressive_params", "self_expressive_forward", "train", "train_step"]
+           "init_self_expressive_params", "self_expressive_forward", "shard_sample_matrices", "train", "train_step"]

@@ -82,11 +82,12 @@ class FitResult(NamedTuple):
 
 
 def fit(x, preset: Preset, autoencoder_params: Any, *, n_clusters: int | None = None, seed: int = 0,
-        steps: int | None = None, matmul_dtype: str | None = None, verbose: bool = True) -> FitResult:
+        steps: int | None = None, matmul_dtype: str | None = None, mesh=None, verbose: bool = True) -> FitResult:
     """Full-batch fine-tuning of the autoencoder and C (and PSSC's head) from pretrained ``autoencoder_params``.
 
     ``n_clusters`` is needed by presets with pseudo-supervision (the head has K outputs); ``seed`` initialises
-    that head.
+    that head. ``mesh``: split C and its optimiser state by rows over these devices
+    (:func:`jaxsc.train.shard_sample_matrices`).
     """
     x = check_samples(x) * preset.data_scale
     model = build_autoencoder(preset, x.shape[1:])
@@ -107,7 +108,7 @@ def fit(x, preset: Preset, autoencoder_params: Any, *, n_clusters: int | None = 
         data = {"x": data, "neighbor_index": index, "neighbor_weight": weight}
     steps = preset.finetune_steps if steps is None else steps
     result = train(objective, params, data, steps, early_stop=EarlyStop() if preset.early_stop else None,
-                   log_every=max(steps // 10, 1), verbose=verbose, desc="fine-tune")
+                   log_every=max(steps // 10, 1), verbose=verbose, desc="fine-tune", mesh=mesh)
     return FitResult(result.params, result.params["coef"], result.history, result.steps)
 
 
@@ -134,8 +135,9 @@ def check_n_clusters(n_clusters: int, n: int) -> None:
 
 
 def run(x, n_clusters: int, preset: Preset, *, seed: int = 0, autoencoder_params: Any = None,
-        matmul_dtype: str | None = None, verbose: bool = True) -> RunResult:
-    """Pretrain (unless ``autoencoder_params`` are given), fine-tune, cluster."""
+        matmul_dtype: str | None = None, mesh=None, verbose: bool = True) -> RunResult:
+    """Pretrain (unless ``autoencoder_params`` are given), fine-tune (C split over ``mesh`` when given),
+    cluster."""
     x = check_samples(x)
     check_n_clusters(n_clusters, x.shape[0])
     seconds = {}
@@ -145,7 +147,7 @@ def run(x, n_clusters: int, preset: Preset, *, seed: int = 0, autoencoder_params
     seconds["pretrain"] = time.perf_counter() - start
     start = time.perf_counter()
     fitted = fit(x, preset, autoencoder_params, n_clusters=n_clusters, seed=seed, matmul_dtype=matmul_dtype,
-                 verbose=verbose)
+                 mesh=mesh, verbose=verbose)
     seconds["finetune"] = time.perf_counter() - start
     start = time.perf_counter()
     clustered = cluster(fitted.coef, n_clusters, preset.post, seed=seed)

@@ -23,6 +23,8 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 import optax
+from jax.sharding import Mesh, NamedSharding
+from jax.sharding import PartitionSpec as P
 
 
 @dataclasses.dataclass(frozen=True)
@@ -96,9 +98,27 @@ def _aux_shape(objective, params, data, batch_size):
     return jax.eval_shape(lambda p, b: objective.loss(p, b)[1], params, batch)
 
 
+def shard_sample_matrices(tree, n: int, mesh: Mesh, axis: str | None = None):
+    """Place every ``(n, n)`` leaf of ``tree`` (C and its optimiser moments) split by rows over ``mesh``'s
+    ``axis`` (default: its first axis), and every other leaf replicated. ``n`` must be divisible by the axis size.
+
+    Works unchanged across hosts after ``jax.distributed.initialize()`` with a mesh over ``jax.devices()``.
+    """
+    axis = mesh.axis_names[0] if axis is None else axis
+    if n % mesh.shape[axis]:
+        raise ValueError(f"n = {n} samples cannot be split evenly over {mesh.shape[axis]} devices on axis {axis!r}")
+    rows, replicated = NamedSharding(mesh, P(axis, None)), NamedSharding(mesh, P())
+
+    def place(leaf):
+        square = getattr(leaf, "shape", None) == (n, n)
+        return jax.device_put(leaf, rows if square else replicated)
+
+    return jax.tree.map(place, tree)
+
+
 def train(objective, params, data, steps: int, *, key: jax.Array | None = None, batch_size: int | None = None,
           early_stop: EarlyStop | None = None, log_every: int = 50, verbose: bool = True,
-          desc: str = "train") -> TrainResult:
+          desc: str = "train", mesh: Mesh | None = None) -> TrainResult:
     """Run ``steps`` optimiser steps of ``objective`` from ``params``.
 
     Args:
@@ -112,6 +132,8 @@ def train(objective, params, data, steps: int, *, key: jax.Array | None = None, 
       log_every: the host reads the loss (one device sync) every this many steps.
       verbose: print a progress line (step, loss, elapsed) to stderr at each read.
       desc: label of the progress lines.
+      mesh: split C (every ``(n, n)`` parameter) and its optimiser state by rows over this device mesh; the
+        data and the network are replicated (:func:`shard_sample_matrices`).
     """
     if steps < 0:
         raise ValueError(f"steps must be >= 0, got {steps}")
@@ -125,6 +147,9 @@ def train(objective, params, data, steps: int, *, key: jax.Array | None = None, 
     aux = jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), _aux_shape(objective, params, data, batch_size))
     state = TrainState(params, objective.optimizer().init(params), jnp.zeros((), jnp.int32),
                        jnp.zeros((), jnp.int32), jnp.zeros((), jnp.float32), aux)
+    if mesh is not None:
+        state = shard_sample_matrices(state, n, mesh)
+        data = shard_sample_matrices(data, n, mesh)
     history, start, stopped = [], time.perf_counter(), False
     for t in range(steps):
         state = train_step(state, data, key, objective, batch_size, early_stop)

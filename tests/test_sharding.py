@@ -1,0 +1,39 @@
+"""C split by rows over 8 host devices gives the same training and labels as one device."""
+import os
+import subprocess
+import sys
+import textwrap
+
+SCRIPT = textwrap.dedent('''
+    import json, jax, numpy as np
+    from jax.sharding import Mesh
+    import jaxsc
+    assert jax.device_count() == 8, jax.devices()
+    ds = jaxsc.data.load("digits")
+    keep = np.concatenate([np.flatnonzero(ds.y == c)[:16] for c in (0, 1, 4)])[:40]
+    x, y = ds.x[keep], ds.y[keep]
+    preset = jaxsc.presets.get_preset(None, x.shape[1:], "rgrl").replace(pretrain_steps=50, finetune_steps=15,
+                                                                         early_stop=False)
+    ae = jaxsc.pretrain(x, preset, seed=0, verbose=False)
+    mesh = Mesh(np.array(jax.devices()), ("rows",))
+    single = jaxsc.fit(x, preset, ae, n_clusters=3, verbose=False)
+    split = jaxsc.fit(x, preset, ae, n_clusters=3, mesh=mesh, verbose=False)
+    assert len(split.coef.sharding.device_set) == 8, split.coef.sharding
+    assert split.coef.sharding.shard_shape(split.coef.shape) == (5, 40)
+    labels = [np.asarray(jaxsc.cluster_coef(f.coef, 3, preset.post).labels).tolist() for f in (single, split)]
+    print(json.dumps({"loss": [single.history[-1][1], split.history[-1][1]],
+                      "coef_diff": float(np.abs(np.asarray(single.coef) - np.asarray(split.coef)).max()),
+                      "coef_scale": float(np.abs(np.asarray(single.coef)).max()), "labels": labels}))
+''')
+
+
+def test_eight_host_devices_match_one():
+    env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=8", JAX_PLATFORMS="cpu")
+    out = subprocess.run([sys.executable, "-c", SCRIPT], env=env, capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr[-3000:]
+    import json
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    single, split = result["loss"]
+    assert abs(single - split) <= 1e-4 * abs(single)
+    assert result["coef_diff"] <= 1e-3 * result["coef_scale"]
+    assert result["labels"][0] == result["labels"][1]
