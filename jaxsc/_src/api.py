@@ -12,6 +12,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.experimental.sparse import BCOO
 
 from jaxsc._src.cluster.pipeline import ClusterResult, PostConfig, cluster_coefficients
 from jaxsc._src.losses.locality import adaptive_neighbors
@@ -118,7 +119,8 @@ def cluster(coef, n_clusters: int, post: PostConfig = PostConfig(), *, seed: int
 
 
 class RunResult(NamedTuple):
-    """Output of :func:`run`: labels, C, affinity, fitted parameters, wall-clock seconds per stage and the
+    """Output of :func:`run`: labels, C, affinity (dense, or the sparse top-k BCOO graph of the iterative cluster
+    stage used above ``jaxsc.cluster.LARGE_N`` samples), fitted parameters, wall-clock seconds per stage and the
     fine-tuning loss history ``[(step, loss)]``."""
 
     labels: np.ndarray
@@ -153,5 +155,5 @@ def run(x, n_clusters: int, preset: Preset, *, seed: int = 0, autoencoder_params
     clustered = cluster(fitted.coef, n_clusters, preset.post, seed=seed)
     labels = np.asarray(clustered.labels)
     seconds["cluster"] = time.perf_counter() - start
-    return RunResult(labels, np.asarray(fitted.coef), np.asarray(clustered.affinity), fitted.params, seconds,
-                     fitted.history)
+    affinity = clustered.affinity if isinstance(clustered.affinity, BCOO) else np.asarray(clustered.affinity)
+    return RunResult(labels, np.asarray(fitted.coef), affinity, fitted.params, seconds, fitted.history)

@@ -8,10 +8,13 @@ import jax
 import jax.numpy as jnp
 
 from jaxsc._src.cluster.affinity import simple_affinity, svd_affinity
-from jaxsc._src.cluster.spectral import ASSIGN_MODES, spectral_clustering
+from jaxsc._src.cluster.large import large_svd_affinity, sparse_spectral_embedding
+from jaxsc._src.cluster.spectral import ASSIGN_MODES, assign_labels, spectral_clustering
 from jaxsc._src.cluster.threshold import threshold_coefficients
 
 AFFINITY_MODES = ("svd", "simple")
+SOLVERS = ("auto", "dense", "iterative")
+LARGE_N = 4000  # above this, solver="auto" uses the iterative path
 
 
 class PostConfig(NamedTuple):
@@ -25,6 +28,10 @@ class PostConfig(NamedTuple):
       affinity: ``"svd"`` (SPEC section 2, steps 1-4) or ``"simple"`` ((|C| + |C|^T) / 2).
       assign: ``"discretize"`` (reference) or ``"kmeans"``.
       n_init: k-means restarts when ``assign="kmeans"``.
+      solver: ``"dense"`` (eigh of S and of the n x n affinity), ``"iterative"`` (randomized SVD, a sparse top-k
+        affinity and LOBPCG: :mod:`jaxsc.cluster.large`; svd affinity only), or ``"auto"``: iterative when
+        n > ``LARGE_N``.
+      neighbors: entries kept per row of the affinity by the iterative solver.
     """
 
     threshold: float = 1.0
@@ -34,19 +41,24 @@ class PostConfig(NamedTuple):
     affinity: str = "svd"
     assign: str = "discretize"
     n_init: int = 10
+    solver: str = "auto"
+    neighbors: int = 32
 
     def validate(self) -> "PostConfig":
         if self.affinity not in AFFINITY_MODES:
             raise ValueError(f"unknown affinity {self.affinity!r}; choose one of {AFFINITY_MODES}")
         if self.assign not in ASSIGN_MODES:
             raise ValueError(f"unknown assign mode {self.assign!r}; choose one of {ASSIGN_MODES}")
+        if self.solver not in SOLVERS:
+            raise ValueError(f"unknown solver {self.solver!r}; choose one of {SOLVERS}")
         if self.subspace_dim < 1 or self.power <= 0 or self.threshold < 0:
             raise ValueError(f"need subspace_dim >= 1, power > 0, threshold >= 0; got {self}")
         return self
 
 
 class ClusterResult(NamedTuple):
-    """``labels (n,)`` int32 and the ``affinity (n, n)`` they were computed from."""
+    """``labels (n,)`` int32 and the affinity they were computed from: a dense ``(n, n)`` array, or with the
+    iterative solver a sparse top-k BCOO matrix A (the spectral stage uses (A + A^T)/2)."""
 
     labels: jax.Array
     affinity: jax.Array
@@ -54,6 +66,15 @@ class ClusterResult(NamedTuple):
 
 @partial(jax.jit, static_argnames=("n_clusters", "post"))
 def _cluster(coef, n_clusters, post, key):
+    n = coef.shape[0]
+    if post.affinity == "svd" and (post.solver == "iterative" or (post.solver == "auto" and n > LARGE_N)):
+        svd_key, eig_key, assign_key = jax.random.split(key, 3)
+        graph = large_svd_affinity(threshold_coefficients(coef, post.threshold), n_clusters, post.subspace_dim,
+                                   post.power, svd_key, post.add_identity, post.neighbors)
+        index, value = graph.indices[:, 1].reshape(n, -1), graph.data.reshape(n, -1)
+        vectors, sqrt_degree = sparse_spectral_embedding(index, value, n_clusters, eig_key)
+        labels = assign_labels(vectors, sqrt_degree, n_clusters, assign_key, post.assign, post.n_init)
+        return ClusterResult(labels.astype(jnp.int32), graph)
     if post.affinity == "svd":
         coef = threshold_coefficients(coef, post.threshold)
         affinity = svd_affinity(coef, n_clusters, post.subspace_dim, post.power, post.add_identity)

@@ -75,9 +75,16 @@ def spectral_clustering(affinity: jax.Array, n_clusters: int, key: jax.Array, as
     ``assign='kmeans'``: Ng-Jordan-Weiss, k-means (``n_init`` vmapped k-means++ restarts) on the
     row-normalised V.
     """
+    vectors, sqrt_degree = spectral_embedding(affinity, n_clusters)
+    return assign_labels(vectors, sqrt_degree, n_clusters, key, assign, n_init)
+
+
+def assign_labels(vectors: jax.Array, sqrt_degree: jax.Array, n_clusters: int, key: jax.Array,
+                  assign: str = "discretize", n_init: int = 10) -> jax.Array:
+    """Labels from a normalised spectral embedding ``V`` (top eigenvectors of D^-1/2 W D^-1/2) and sqrt(D):
+    Yu-Shi discretisation of D^-1/2 V, or k-means on the row-normalised V (see :func:`spectral_clustering`)."""
     if assign not in ASSIGN_MODES:
         raise ValueError(f"unknown assign mode {assign!r}; choose one of {ASSIGN_MODES}")
-    vectors, sqrt_degree = spectral_embedding(affinity, n_clusters)
     if assign == "discretize":
         return discretize(vectors / sqrt_degree[:, None], key)
     return kmeans(_normalize_rows(vectors), n_clusters, key, n_init=n_init).labels
