@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import platform
 import sys
@@ -16,10 +17,13 @@ from jaxsc._src.data.datasets import availability, load, names
 from jaxsc._src.data.files import DataFileError
 from jaxsc._src.methods.out_of_sample import encode_in_batches, fit_large_scale, large_scale_preset
 from jaxsc._src.methods.presets import METHODS, PRESETS, get_preset
+from jaxsc._src.methods.sai import SAI_VARIANTS, fit_sai, get_sai_preset, pretrain_dae
 from jaxsc._src.metrics import evaluate
 from jaxsc._src.models.reference_weights import REFERENCE_WEIGHTS, load_reference_weights
 
 REPORTED = ("acc", "nmi", "ari", "purity")
+SAI_METHODS = {f"sai-{variant}": variant for variant in SAI_VARIANTS}
+ALL_METHODS = sorted(METHODS) + sorted(SAI_METHODS)
 
 
 def summarize(rows: list[dict]) -> dict:
@@ -72,9 +76,11 @@ def run_experiment(method: str, dataset: str, seeds: list[int], *, data_dir=None
     in their fine-tuning reuse one pretraining per seed. ``plots``: a directory for each seed's figures
     (:func:`jaxsc.plot.save_run_figures`).
     """
-    if method not in METHODS:
-        raise ValueError(f"unknown method {method!r}; known: {sorted(METHODS)}")
+    if method not in METHODS and method not in SAI_METHODS:
+        raise ValueError(f"unknown method {method!r}; known: {ALL_METHODS}")
     data = load(dataset, data_dir)
+    if method in SAI_METHODS:
+        return _run_sai(method, data, seeds, overrides or {}, pretrained, verbose)
     if subsample is None and not data.is_image:
         raise ValueError(f"{method} needs image data unless --subsample is given; {dataset!r} is vector data")
     if subsample is not None:
@@ -124,6 +130,38 @@ def run_experiment(method: str, dataset: str, seeds: list[int], *, data_dir=None
                         "jax": jax.__version__, "devices": [str(d) for d in jax.devices()]}}
 
 
+def _run_sai(method: str, data, seeds, overrides: dict, pretrained: dict | None, verbose: bool) -> dict:
+    """SAI for each seed; DAE+k-means (the initialisation it starts from) is the baseline reported beside it.
+    ``pretrained`` shares the DAE of each seed between the variants."""
+    preset = get_sai_preset(data.name).replace(**overrides)
+    rows, baseline = [], []
+    for seed in seeds:
+        start = time.perf_counter()
+        key = (data.name, seed, preset.encoder, preset.latent_dim, preset.hidden, preset.corruption,
+               preset.pretrain_epochs, preset.tfidf)
+        params = None
+        if pretrained is not None:
+            if key not in pretrained:
+                pretrained[key] = pretrain_dae(data.x, preset, seed=seed, verbose=verbose)
+            params = pretrained[key]
+        result = fit_sai(data.x, data.n_clusters, SAI_METHODS[method], preset, seed=seed, autoencoder_params=params,
+                         verbose=verbose)
+        scores, base = evaluate(data.y, result.labels), evaluate(data.y, result.kmeans_labels)
+        rows.append({"seed": seed, **scores, "epochs": result.epochs, "seconds": time.perf_counter() - start,
+                     **{f"seconds_{k}": v for k, v in result.seconds.items()}})
+        baseline.append({"seed": seed, **base})
+        print(f"{method} {data.name} seed {seed}: {_format(scores)} ({result.epochs} epochs, "
+              f"{rows[-1]['seconds']:.1f}s) | DAE+k-means: {_format(base)}", flush=True)
+    summary, base_summary = summarize(rows), summarize(baseline)
+    print(f"{method:>12} mean+-std: " + " ".join(f"{k.upper()} {summary[k]['mean']:.4f}+-{summary[k]['std']:.4f}"
+                                                 for k in REPORTED), flush=True)
+    return {"method": method, "dataset": data.name, "init": "dae", "subsample": None, "n": int(data.x.shape[0]),
+            "n_clusters": data.n_clusters, "preset": dataclasses.asdict(preset), "seeds": rows, "summary": summary,
+            "dae_kmeans": {"seeds": baseline, "summary": base_summary},
+            "machine": {"platform": platform.platform(), "processor": platform.processor(),
+                        "jax": jax.__version__, "devices": [str(d) for d in jax.devices()]}}
+
+
 def _parse_override(text: str) -> tuple[str, object]:
     key, _, value = text.partition("=")
     if not value:
@@ -138,7 +176,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="jaxsc", description="Deep subspace clustering in JAX.")
     sub = parser.add_subparsers(dest="command", required=True)
     run_p = sub.add_parser("run", help="train a method on a dataset for several seeds and report metrics")
-    run_p.add_argument("--method", default="dsc-l2", help=f"one of {sorted(METHODS)} (default dsc-l2); see `jaxsc methods`")
+    run_p.add_argument("--method", default="dsc-l2", help=f"one of {ALL_METHODS} (default dsc-l2); see `jaxsc methods`")
     run_p.add_argument("--dataset", default="digits", help=f"one of {names()} (default digits, no files needed)")
     run_p.add_argument("--seeds", type=int, nargs="+", default=[0])
     run_p.add_argument("--data-dir", default=None, help="data directory (default $JAXSC_DATA_DIR, then cache)")
@@ -161,6 +199,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "methods":
             for name, spec in METHODS.items():
                 print(f"{name:10s} {spec.description}; presets: {', '.join(sorted(PRESETS[spec.family]))}")
+            for name, variant in SAI_METHODS.items():
+                print(f"{name:10s} SAI ({variant.upper()}): KL between Euclidean-hinge and "
+                      f"{SAI_VARIANTS[variant]} soft assignments; no C")
             return 0
         if args.command == "datasets":
             for name, status, where in availability(args.data_dir):

@@ -5,6 +5,7 @@ import numpy as np
 
 from jaxsc._src import api
 from jaxsc._src.methods.presets import get_preset
+from jaxsc._src.methods.sai import fit_sai, get_sai_preset
 
 
 class SubspaceClustering:
@@ -47,6 +48,40 @@ class SubspaceClustering:
                          matmul_dtype=self.matmul_dtype, verbose=self.verbose)
         self.labels_, self.coef_, self.affinity_ = result.labels, result.coef, result.affinity
         self.params_, self.seconds_ = result.params, result.seconds
+        return self
+
+    def fit_predict(self, x, y=None) -> np.ndarray:
+        """``fit(x).labels_``."""
+        return self.fit(x).labels_
+
+
+class SAI:
+    """SAI (sample-assignment invariance prior) as an estimator: DAE pretraining, k-means centres, then the KL
+    between two soft assignments (:func:`jaxsc.fit_sai`).
+
+    Args:
+      n_clusters: number of clusters K.
+      variant: ``"homo"``, ``"hoe"`` (default), ``"hot"`` or ``"hit"``.
+      preset: a name of ``jaxsc.presets.SAI_PRESETS`` or ``None`` for the default settings.
+      seed: seed of initialisation, corruption, batch order and k-means.
+      verbose: print progress lines.
+      **overrides: fields of :class:`jaxsc.presets.SAIPreset` (e.g. ``encoder="cnn"``, ``max_epochs=50``).
+
+    Attributes (after ``fit``): ``labels_``, ``kmeans_labels_`` (DAE+k-means), ``params_``, ``epochs_``,
+    ``seconds_``.
+    """
+
+    def __init__(self, n_clusters: int, variant: str = "hoe", preset: str | None = None, *, seed: int = 0,
+                 verbose: bool = False, **overrides):
+        self.n_clusters, self.variant, self.preset, self.seed = n_clusters, variant, preset, seed
+        self.verbose, self.overrides = verbose, overrides
+
+    def fit(self, x, y=None) -> "SAI":
+        """Fit on images or vectors; ``y`` is ignored."""
+        result = fit_sai(x, self.n_clusters, self.variant, get_sai_preset(self.preset).replace(**self.overrides),
+                         seed=self.seed, verbose=self.verbose)
+        self.labels_, self.kmeans_labels_, self.params_ = result.labels, result.kmeans_labels, result.params
+        self.epochs_, self.seconds_ = result.epochs, result.seconds
         return self
 
     def fit_predict(self, x, y=None) -> np.ndarray:

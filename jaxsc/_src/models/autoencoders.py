@@ -131,3 +131,48 @@ class MLPAutoencoder(nn.Module):
 def flatten(z: jax.Array) -> jax.Array:
     """``(n, ...)`` -> ``(n, d)``."""
     return z.reshape(z.shape[0], -1)
+
+
+class PoolConvAutoencoder(nn.Module):
+    """SAI's CNN autoencoder: conv(64, 5)-pool(2)-conv(32, 5)-pool(2)-FC(1024)-FC(latent) and the mirror
+    decoder (nearest-neighbour upsampling in place of unpooling); ReLU everywhere except a sigmoid on the
+    embedding and on the output. Images need sides divisible by 4."""
+
+    image_shape: tuple[int, int, int]
+    latent_dim: int = 10
+    channels: tuple[int, int] = (64, 32)
+    kernel: int = 5
+    hidden: int = 1024
+
+    def setup(self):
+        h, w, c = self.image_shape
+        if h % 4 or w % 4:
+            raise ValueError(f"PoolConvAutoencoder needs image sides divisible by 4, got {self.image_shape}")
+        init = nn.initializers.xavier_uniform()
+        k = (self.kernel, self.kernel)
+        self.enc_convs = [nn.Conv(ch, k, padding="SAME", kernel_init=init) for ch in self.channels]
+        self.enc_dense = [nn.Dense(self.hidden, kernel_init=init), nn.Dense(self.latent_dim, kernel_init=init)]
+        self.dec_dense = [nn.Dense(self.hidden, kernel_init=init),
+                          nn.Dense((h // 4) * (w // 4) * self.channels[-1], kernel_init=init)]
+        self.dec_convs = [nn.Conv(self.channels[0], k, padding="SAME", kernel_init=init),
+                          nn.Conv(c, k, padding="SAME", kernel_init=init)]
+
+    @property
+    def latent_shape(self) -> tuple[int]:
+        return (self.latent_dim,)
+
+    def encode(self, x: jax.Array) -> jax.Array:
+        for conv in self.enc_convs:
+            x = nn.max_pool(nn.relu(conv(x)), (2, 2), strides=(2, 2))
+        x = nn.relu(self.enc_dense[0](x.reshape(x.shape[0], -1)))
+        return nn.sigmoid(self.enc_dense[1](x))
+
+    def decode(self, z: jax.Array) -> jax.Array:
+        h, w, _ = self.image_shape
+        z = nn.relu(self.dec_dense[1](nn.relu(self.dec_dense[0](z))))
+        z = z.reshape(z.shape[0], h // 4, w // 4, self.channels[-1])
+        z = nn.relu(self.dec_convs[0](jnp.repeat(jnp.repeat(z, 2, axis=1), 2, axis=2)))
+        return nn.sigmoid(self.dec_convs[1](jnp.repeat(jnp.repeat(z, 2, axis=1), 2, axis=2)))
+
+    def __call__(self, x: jax.Array) -> jax.Array:
+        return self.decode(self.encode(x))

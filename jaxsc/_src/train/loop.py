@@ -4,7 +4,9 @@ A method is an *objective*: a hashable (frozen dataclass) object with
 
 - ``loss(params, batch) -> (loss, aux)``, a pure function;
 - ``optimizer() -> optax.GradientTransformation``;
-- ``monitored(params) -> array | None``, the parameter watched by the early stop (C for the DSC family).
+- ``monitored(params) -> array | None``, the parameter watched by the early stop (C for the DSC family);
+- optionally ``stochastic = True``: then ``loss(params, batch, key)`` gets a fresh PRNG key every step
+  (e.g. the corruption of a denoising autoencoder).
 
 Because the objective is hashable it is a static argument of the jitted step: runs with equal settings
 (e.g. several seeds) reuse one compiled step. The early stop is decided on the device: once the relative change
@@ -18,7 +20,7 @@ import dataclasses
 import sys
 import time
 from functools import partial
-from typing import Any, NamedTuple
+from typing import Any, Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -71,6 +73,13 @@ def _select_batch(data, key, step, batch_size):
     return jax.tree.map(lambda leaf: leaf[idx], data)
 
 
+def _loss_fn(objective, key, step):
+    """``objective.loss``, given a per-step key (folded from ``key``) when the objective is stochastic."""
+    if getattr(objective, "stochastic", False):
+        return partial(objective.loss, key=jax.random.fold_in(jax.random.fold_in(key, 0x5A1), step))
+    return objective.loss
+
+
 @partial(jax.jit, static_argnames=("objective", "batch_size", "early_stop"), donate_argnums=(0,))
 def train_step(state: TrainState, data, key, objective, batch_size: int | None = None,
                early_stop: EarlyStop | None = None) -> TrainState:
@@ -78,7 +87,8 @@ def train_step(state: TrainState, data, key, objective, batch_size: int | None =
 
     def advance(state):
         batch = data if batch_size is None else _select_batch(data, key, state.step, batch_size)
-        (loss, aux), grads = jax.value_and_grad(objective.loss, has_aux=True)(state.params, batch)
+        loss_fn = _loss_fn(objective, key, state.step)
+        (loss, aux), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params, batch)
         updates, opt_state = objective.optimizer().update(grads, state.opt_state, state.params)
         params = optax.apply_updates(state.params, updates)
         calm = state.calm
@@ -95,7 +105,8 @@ def train_step(state: TrainState, data, key, objective, batch_size: int | None =
 
 def _aux_shape(objective, params, data, batch_size):
     batch = data if batch_size is None else jax.tree.map(lambda leaf: leaf[:batch_size], data)
-    return jax.eval_shape(lambda p, b: objective.loss(p, b)[1], params, batch)
+    loss_fn = _loss_fn(objective, jax.random.PRNGKey(0), 0)
+    return jax.eval_shape(lambda p, b: loss_fn(p, b)[1], params, batch)
 
 
 def shard_sample_matrices(tree, n: int, mesh: Mesh, axis: str | None = None):
@@ -118,7 +129,8 @@ def shard_sample_matrices(tree, n: int, mesh: Mesh, axis: str | None = None):
 
 def train(objective, params, data, steps: int, *, key: jax.Array | None = None, batch_size: int | None = None,
           early_stop: EarlyStop | None = None, log_every: int = 50, verbose: bool = True,
-          desc: str = "train", mesh: Mesh | None = None) -> TrainResult:
+          desc: str = "train", mesh: Mesh | None = None,
+          stop_check: Callable[[Any], bool] | None = None) -> TrainResult:
     """Run ``steps`` optimiser steps of ``objective`` from ``params``.
 
     Args:
@@ -134,6 +146,8 @@ def train(objective, params, data, steps: int, *, key: jax.Array | None = None, 
       desc: label of the progress lines.
       mesh: split C (every ``(n, n)`` parameter) and its optimiser state by rows over this device mesh; the
         data and the network are replicated (:func:`shard_sample_matrices`).
+      stop_check: called with the parameters at every read (every ``log_every`` steps); returning ``True``
+        stops training there (host-side rules such as SAI's assignment-change test).
     """
     if steps < 0:
         raise ValueError(f"steps must be >= 0, got {steps}")
@@ -157,6 +171,7 @@ def train(objective, params, data, steps: int, *, key: jax.Array | None = None, 
             loss, taken = float(state.loss), int(state.step)
             history.append((taken, loss))
             stopped = early_stop is not None and int(state.calm) >= early_stop.patience
+            stopped = stopped or (stop_check is not None and bool(stop_check(state.params)))
             if verbose:
                 tail = " (early stop)" if stopped else ""
                 print(f"[{desc}] step {taken}/{steps} loss {loss:.6g} elapsed {time.perf_counter() - start:.1f}s"

@@ -1,0 +1,77 @@
+"""SAI: the sample-assignment invariance objective (papers/sai_*: Eq. 5-11).
+
+Two soft assignments of the same samples to the same centres, under different closeness functions, are made to
+agree: L = KL(P2 || P1) = sum_ij P2_ij log(P2_ij / P1_ij); the predicted label is argmax_j P1_ij.
+"""
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+
+from jaxsc._src.losses.distances import DISTANCES, euclidean_distance
+
+LOG_EPS = 1e-12
+SAI_VARIANTS = {"homo": "euclidean", "hoe": "cosine", "hot": "correlation", "hit": "cityblock"}
+
+
+def hinge_closeness(z: jax.Array) -> jax.Array:
+    """Q1_ij = max(0, u_i - z_ij), u_i = mean_j z_ij (Eq. 7; z Euclidean in every variant)."""
+    return jax.nn.relu(jnp.mean(z, axis=1, keepdims=True) - z)
+
+
+def student_closeness(z: jax.Array) -> jax.Array:
+    """Q2_ij = (1 + z_ij^2)^-1 / sum_j' (1 + z_ij'^2)^-1 (Eq. 8)."""
+    q = 1.0 / (1.0 + jnp.square(z))
+    return q / jnp.sum(q, axis=1, keepdims=True)
+
+
+def frequency_normalized(q: jax.Array, power: float = 2.0) -> jax.Array:
+    """P_ij = (Q_ij^r / f_j) / sum_j' (Q_ij'^r / f_j'), f_j = sum_i Q_ij (Eq. 6, r = ``power``)."""
+    tiny = jnp.finfo(q.dtype).tiny
+    weighted = q ** power / jnp.maximum(jnp.sum(q, axis=0, keepdims=True), tiny)
+    return weighted / jnp.maximum(jnp.sum(weighted, axis=1, keepdims=True), tiny)
+
+
+def sai_assignments(h: jax.Array, centres: jax.Array, metric: str = "cosine",
+                    power: float = 2.0) -> tuple[jax.Array, jax.Array]:
+    """``(P1, P2)``: P1 from the hinge closeness of Euclidean distances, P2 from the Student closeness of the
+    ``metric`` distances (``euclidean``: HOMO, ``cosine``: HOE, ``correlation``: HOT, ``cityblock``: HIT)."""
+    if metric not in DISTANCES:
+        raise ValueError(f"unknown metric {metric!r}; choose one of {sorted(DISTANCES)}")
+    h = h.reshape(h.shape[0], -1)
+    if centres.ndim != 2 or centres.shape[1] != h.shape[1]:
+        raise ValueError(f"centres must be (k, {h.shape[1]}), got shape {centres.shape}")
+    p1 = frequency_normalized(hinge_closeness(euclidean_distance(h, centres)), power)
+    p2 = frequency_normalized(student_closeness(DISTANCES[metric](h, centres)), power)
+    return p1, p2
+
+
+def _kl(p: jax.Array, q: jax.Array) -> jax.Array:
+    """sum p log(p / q) with 0 log 0 = 0 (safe gradients where p = 0) and q clamped at LOG_EPS."""
+    positive = p > 0
+    safe_p = jnp.where(positive, p, 1.0)
+    return jnp.sum(jnp.where(positive, p * (jnp.log(safe_p) - jnp.log(jnp.maximum(q, LOG_EPS))), 0.0))
+
+
+KL_DIRECTIONS = ("prediction_first", "target_first")
+
+
+def sai_loss(h: jax.Array, centres: jax.Array, metric: str = "cosine", power: float = 2.0,
+             stop_target: bool = True, direction: str = "prediction_first") -> jax.Array:
+    """The KL between the two assignments over the batch (Eq. 4-5), P1 the prediction and P2 the target:
+
+    - ``direction="prediction_first"``: L = sum_ij P1_ij log(P1_ij / P2_ij);
+    - ``direction="target_first"``: L = sum_ij P2_ij log(P2_ij / P1_ij) (SPEC section 6's reading).
+
+    The paper's Eq. 5 is ambiguous in the available text. P1 is sparse by design (the hinge is 0 past the mean
+    distance); with P1 second, its zero entries give log 0: clamped, they add a constant and no gradient, and
+    training on digits collapsed to one cluster in our tests. With P1 first, 0 log 0 = 0 and the objective is
+    well posed, hence the default. With ``stop_target`` P2 is a fixed target in each step (as DEC's target
+    distribution); otherwise gradients flow through both.
+    """
+    if direction not in KL_DIRECTIONS:
+        raise ValueError(f"unknown KL direction {direction!r}; choose one of {KL_DIRECTIONS}")
+    p1, p2 = sai_assignments(h, centres, metric, power)
+    if stop_target:
+        p2 = jax.lax.stop_gradient(p2)
+    return _kl(p1, p2) if direction == "prediction_first" else _kl(p2, p1)

@@ -1,0 +1,159 @@
+"""SAI: distances against scipy, closeness and KL against numpy, the CNN autoencoder, and small end-to-end runs."""
+import chex
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from jax.test_util import check_grads
+from scipy.spatial.distance import cdist
+
+import jaxsc
+from jaxsc import data, losses, metrics, train
+from jaxsc._src import cli
+from jaxsc.models import PoolConvAutoencoder
+
+
+def _rand(*shape, seed=0):
+    return np.random.default_rng(seed).standard_normal(shape).astype(np.float32)
+
+
+class DistanceTest(chex.TestCase):
+    @chex.variants(with_jit=True, without_jit=True)
+    def test_distances_match_scipy(self):
+        h, w = _rand(9, 5), _rand(4, 5, seed=1)
+        for name, fn in losses.DISTANCES.items():
+            value = self.variant(fn)(h, w)
+            chex.assert_shape(value, (9, 4))
+            assert value.dtype == jnp.float32
+            np.testing.assert_allclose(value, cdist(h.astype(np.float64), w.astype(np.float64), name),
+                                       rtol=1e-4, atol=1e-5, err_msg=name)
+
+    def test_euclidean_gradient_is_finite_at_zero(self):
+        h = jnp.ones((2, 3))
+        grad = jax.grad(lambda a: losses.euclidean_distance(a, jnp.ones((1, 3))).sum())(h)
+        assert bool(jnp.all(jnp.isfinite(grad)))
+
+
+def _numpy_assignments(h, w, metric, r=2.0):
+    h, w = h.astype(np.float64), w.astype(np.float64)
+    z1 = cdist(h, w, "euclidean")
+    q1 = np.maximum(z1.mean(1, keepdims=True) - z1, 0)
+    z2 = cdist(h, w, metric)
+    q2 = 1 / (1 + z2 ** 2)
+    q2 /= q2.sum(1, keepdims=True)
+
+    def normalize(q):
+        p = q ** r / q.sum(0, keepdims=True)
+        return p / p.sum(1, keepdims=True)
+
+    return normalize(q1), normalize(q2)
+
+
+class AssignmentTest(chex.TestCase):
+    @chex.variants(with_jit=True, without_jit=True)
+    def test_assignments_and_kl_match_numpy(self):
+        h, w = _rand(12, 4), _rand(3, 4, seed=2)
+        for variant, metric in losses.SAI_VARIANTS.items():
+            p1, p2 = self.variant(lambda a, b, m=metric: losses.sai_assignments(a, b, m))(h, w)
+            e1, e2 = _numpy_assignments(h, w, metric)
+            np.testing.assert_allclose(p1, e1, rtol=1e-4, atol=1e-6, err_msg=variant)
+            np.testing.assert_allclose(p2, e2, rtol=1e-4, atol=1e-6, err_msg=variant)
+            np.testing.assert_allclose(p1.sum(1), 1.0, rtol=1e-5)
+            kl = self.variant(lambda a, b, m=metric: losses.sai_loss(a, b, m))(h, w)
+            positive = e1 > 0
+            assert not positive.all()  # P1 is sparse
+            expected = np.sum(e1[positive] * (np.log(e1[positive]) - np.log(e2[positive])))
+            np.testing.assert_allclose(kl, expected, rtol=1e-4)
+            reverse = self.variant(lambda a, b, m=metric: losses.sai_loss(a, b, m, direction="target_first"))(h, w)
+            expected = np.sum(e2 * (np.log(e2) - np.log(np.maximum(e1, 1e-12))))
+            np.testing.assert_allclose(reverse, expected, rtol=1e-4)
+
+    def test_sai_loss_gradient_matches_finite_differences(self):
+        with jax.enable_x64(True):
+            h = jnp.asarray(_rand(6, 3, seed=3), jnp.float64)
+            w = jnp.asarray(_rand(2, 3, seed=4) * 0.3, jnp.float64)  # two centres: P1 has no exact zeros here
+            for metric in ("cosine", "cityblock"):
+                for direction in losses.KL_DIRECTIONS:
+                    check_grads(lambda a, b: losses.sai_loss(a, b, metric, stop_target=False, direction=direction),
+                                (h, w), order=1, modes=["rev"], atol=1e-4, rtol=1e-4)
+
+    def test_bad_arguments(self):
+        with pytest.raises(ValueError, match="unknown metric 'manhattan'"):
+            losses.sai_assignments(jnp.zeros((3, 2)), jnp.zeros((2, 2)), "manhattan")
+        with pytest.raises(ValueError, match=r"centres must be \(k, 2\)"):
+            losses.sai_assignments(jnp.zeros((3, 2)), jnp.zeros((2, 5)))
+        with pytest.raises(ValueError, match="unknown KL direction 'both'"):
+            losses.sai_loss(jnp.zeros((3, 2)), jnp.ones((2, 2)), direction="both")
+        with pytest.raises(ValueError, match="unknown SAI variant 'hex'"):
+            jaxsc.fit_sai(np.zeros((10, 4)), 2, "hex")
+
+
+def test_pool_conv_autoencoder_shapes():
+    model = PoolConvAutoencoder((28, 28, 1), 10)
+    x = jnp.zeros((3, 28, 28, 1))
+    params = model.init(jax.random.PRNGKey(0), x)["params"]
+    z = model.apply({"params": params}, x, method="encode")
+    assert z.shape == (3, 10) and bool(jnp.all((z >= 0) & (z <= 1)))
+    assert model.apply({"params": params}, x).shape == (3, 28, 28, 1)
+    with pytest.raises(ValueError, match="divisible by 4"):
+        PoolConvAutoencoder((30, 30, 1)).init(jax.random.PRNGKey(0), jnp.zeros((1, 30, 30, 1)))
+
+
+def test_stochastic_objective_gets_a_new_key_every_step_and_stop_check_stops():
+    seen = []
+
+    class Noisy:
+        stochastic = True
+
+        def loss(self, params, batch, key):
+            noise = jax.random.normal(key, ())
+            return jnp.sum(params["w"] ** 2) + 0 * noise, {"noise": noise}
+
+        def optimizer(self):
+            import optax
+            return optax.sgd(0.1)
+
+        def monitored(self, params):
+            return None
+
+    def check(params):
+        seen.append(float(params["w"]))
+        return len(seen) == 3
+
+    objective = Noisy()
+    out = train.train(objective, {"w": jnp.ones(())}, jnp.zeros((4, 1)), 50, log_every=2, verbose=False,
+                      stop_check=check)
+    assert out.steps == 6 and out.stopped_early and len(seen) == 3
+    params = {"w": jnp.ones(())}
+    state = train.TrainState(params, objective.optimizer().init(params), jnp.zeros((), jnp.int32),
+                             jnp.zeros((), jnp.int32), jnp.zeros(()), {"noise": jnp.zeros(())})
+    noises = []
+    for _ in range(3):
+        state = train.train_step(state, jnp.zeros((4, 1)), jax.random.PRNGKey(0), objective)
+        noises.append(float(state.aux["noise"]))
+    assert len(set(noises)) == 3
+
+
+def _digits(classes=(0, 1, 4), per_class=60):
+    ds = data.load("digits")
+    keep = np.concatenate([np.flatnonzero(ds.y == c)[:per_class] for c in classes])
+    return ds.x[keep], np.searchsorted(classes, ds.y[keep])
+
+
+def test_sai_clusters_digits_and_reports_its_baseline():
+    x, y = _digits()
+    model = jaxsc.SAI(n_clusters=3, variant="hoe", seed=0, batch_size=32, pretrain_epochs=40, max_epochs=15).fit(x)
+    assert model.labels_.shape == (180,) and model.kmeans_labels_.shape == (180,)
+    assert 1 <= model.epochs_ <= 15
+    assert metrics.accuracy(y, model.labels_) > 0.85
+    assert model.params_["centres"].shape == (3, 10)
+
+
+def test_sai_cli_shares_the_dae_between_variants(capsys):
+    shared = {}
+    for method in ("sai-homo", "sai-hit"):
+        result = cli.run_experiment(method, "digits", [0], overrides={"pretrain_epochs": 2, "max_epochs": 2},
+                                    pretrained=shared, verbose=False)
+        assert result["dae_kmeans"]["summary"]["acc"]["mean"] > 0.1
+    assert len(shared) == 1
+    assert "DAE+k-means" in capsys.readouterr().out
