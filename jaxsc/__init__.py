@@ -7,11 +7,13 @@ and objectives), :mod:`jaxsc.cluster` (affinity and spectral stage), :mod:`jaxsc
 """
 from jaxsc import cluster, data, losses, metrics, models, presets, train
 from jaxsc._src.api import FitResult, RunResult, cluster as cluster_coef, fit, pretrain, run
-from jaxsc._src.estimator import DSC, PSSC, RGRL, SAI, UDLL, SubspaceClustering
+from jaxsc._src.estimator import DSC, LRSC, PSSC, RGRL, SAI, UDLL, SubspaceClustering
+from jaxsc._src.methods.lrsc import LRSCResult, fit_lrsc
 from jaxsc._src.methods.sai import SAIResult, fit_sai, pretrain_dae
 from jaxsc._src.methods.out_of_sample import LargeScaleResult, fit_large_scale
 
 __version__ = "0.1.0"
-__all__ = ["DSC", "FitResult", "LargeScaleResult", "PSSC", "RGRL", "RunResult", "SAI", "SAIResult",
-           "SubspaceClustering", "UDLL", "cluster", "cluster_coef", "data", "fit", "fit_large_scale", "fit_sai",
-           "losses", "metrics", "models", "presets", "pretrain", "pretrain_dae", "run", "train"]
+__all__ = ["DSC", "FitResult", "LRSC", "LRSCResult", "LargeScaleResult", "PSSC", "RGRL", "RunResult", "SAI",
+           "SAIResult", "SubspaceClustering", "UDLL", "cluster", "cluster_coef", "data", "fit", "fit_large_scale",
+           "fit_lrsc", "fit_sai", "losses", "metrics", "models", "presets", "pretrain", "pretrain_dae", "run",
+           "train"]

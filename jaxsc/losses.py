@@ -4,6 +4,7 @@ from jaxsc._src.losses.assignment import (KL_DIRECTIONS, SAI_VARIANTS, frequency
 from jaxsc._src.losses.coefficient import coefficient_penalty, l1_penalty, l2_penalty
 from jaxsc._src.losses.distances import (DISTANCES, cityblock_distance, cosine_distance, correlation_distance,
                                          euclidean_distance)
+from jaxsc._src.losses.distillation import heat_kernel_weights, infonce_loss, weighted_locality_loss
 from jaxsc._src.losses.graph import (coefficient_similarity, laplacian_reconstruction_loss,
                                     normalized_adjacency_matmul)
 from jaxsc._src.losses.locality import adaptive_neighbors, locality_loss
@@ -14,7 +15,8 @@ from jaxsc._src.losses.self_expression import self_expression_loss
 
 __all__ = ["DISTANCES", "KL_DIRECTIONS", "PSEUDO_GRAPH_LOSSES", "SAI_VARIANTS", "adaptive_neighbors",
            "cityblock_distance", "coefficient_penalty", "coefficient_similarity", "correlation_distance",
-           "cosine_distance", "euclidean_distance", "frequency_normalized", "hinge_closeness", "l1_penalty",
-           "l2_penalty", "laplacian_reconstruction_loss", "locality_loss", "normalized_adjacency_matmul",
-           "pseudo_graph_contrastive", "pseudo_graph_hinge", "pseudo_label_loss", "reconstruction_loss",
-           "sai_assignments", "sai_loss", "self_expression_loss", "student_closeness"]
+           "cosine_distance", "euclidean_distance", "frequency_normalized", "heat_kernel_weights",
+           "hinge_closeness", "infonce_loss", "l1_penalty", "l2_penalty", "laplacian_reconstruction_loss",
+           "locality_loss", "normalized_adjacency_matmul", "pseudo_graph_contrastive", "pseudo_graph_hinge",
+           "pseudo_label_loss", "reconstruction_loss", "sai_assignments", "sai_loss", "self_expression_loss",
+           "student_closeness", "weighted_locality_loss"]

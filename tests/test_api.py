@@ -49,7 +49,7 @@ def test_bad_input_messages():
         jaxsc.DSC(n_clusters=3).fit(np.zeros((5, 4, 4, 1, 1)))
     with pytest.raises(ValueError, match="unknown preset 'coil21'"):
         jaxsc.DSC(n_clusters=3, preset="coil21").fit(x)
-    with pytest.raises(ValueError, match="unknown preset fields"):
+    with pytest.raises(ValueError, match="unknown Preset fields"):
         jaxsc.DSC(n_clusters=3, epochs=3).fit(x)
 
 

@@ -52,7 +52,8 @@ def build_objective(preset: Preset, model: nn.Module, matmul_dtype: str | None =
         zero_diagonal=preset.zero_diagonal, lr_net=preset.finetune_lr, lr_coef=preset.finetune_lr,
         matmul_dtype=matmul_dtype, laplacian=preset.laplacian, self_loops=preset.self_loops, w_raw=preset.w_raw,
         w_graph=preset.w_graph, w_label=preset.w_label, graph_form=preset.graph_form,
-        label_threshold=preset.label_threshold, w_local=preset.w_local)
+        label_threshold=preset.label_threshold, w_local=preset.w_local, w_distill=preset.w_distill,
+        w_nce=preset.w_nce, nce_temperature=preset.nce_temperature)
 
 
 def pretrain(x, preset: Preset, *, seed: int = 0, steps: int | None = None, verbose: bool = True) -> Any:
@@ -83,12 +84,14 @@ class FitResult(NamedTuple):
 
 
 def fit(x, preset: Preset, autoencoder_params: Any, *, n_clusters: int | None = None, seed: int = 0,
-        steps: int | None = None, matmul_dtype: str | None = None, mesh=None, verbose: bool = True) -> FitResult:
+        steps: int | None = None, matmul_dtype: str | None = None, mesh=None, extras: dict | None = None,
+        verbose: bool = True) -> FitResult:
     """Full-batch fine-tuning of the autoencoder and C (and PSSC's head) from pretrained ``autoencoder_params``.
 
     ``n_clusters`` is needed by presets with pseudo-supervision (the head has K outputs); ``seed`` initialises
     that head. ``mesh``: split C and its optimiser state by rows over these devices
-    (:func:`jaxsc.train.shard_sample_matrices`).
+    (:func:`jaxsc.train.shard_sample_matrices`). ``extras``: per-sample arrays passed with the data (e.g.
+    LRSC's ``{'teacher': features}``).
     """
     x = check_samples(x) * preset.data_scale
     model = build_autoencoder(preset, x.shape[1:])
@@ -107,6 +110,8 @@ def fit(x, preset: Preset, autoencoder_params: Any, *, n_clusters: int | None = 
         index, weight = adaptive_neighbors(model.apply({"params": autoencoder_params}, data, method="encode"),
                                            preset.neighbors)
         data = {"x": data, "neighbor_index": index, "neighbor_weight": weight}
+    if extras:
+        data = {**(data if isinstance(data, dict) else {"x": data}), **extras}
     steps = preset.finetune_steps if steps is None else steps
     result = train(objective, params, data, steps, early_stop=EarlyStop() if preset.early_stop else None,
                    log_every=max(steps // 10, 1), verbose=verbose, desc="fine-tune", mesh=mesh)

@@ -13,17 +13,19 @@ import numpy as np
 
 from jaxsc._src import api
 from jaxsc._src.cluster.kmeans import kmeans
-from jaxsc._src.data.datasets import availability, load, names
+from jaxsc._src.data.datasets import Dataset, availability, load, names
 from jaxsc._src.data.files import DataFileError
 from jaxsc._src.methods.out_of_sample import encode_in_batches, fit_large_scale, large_scale_preset
 from jaxsc._src.methods.presets import METHODS, PRESETS, get_preset
+from jaxsc._src.methods.lrsc import LRSCPreset, fit_lrsc
 from jaxsc._src.methods.sai import SAI_VARIANTS, fit_sai, get_sai_preset, pretrain_dae
 from jaxsc._src.metrics import evaluate
 from jaxsc._src.models.reference_weights import REFERENCE_WEIGHTS, load_reference_weights
 
 REPORTED = ("acc", "nmi", "ari", "purity")
 SAI_METHODS = {f"sai-{variant}": variant for variant in SAI_VARIANTS}
-ALL_METHODS = sorted(METHODS) + sorted(SAI_METHODS)
+LRSC_METHODS = {"lrsc": "l2", "lrsc-l1": "l1"}
+ALL_METHODS = sorted(METHODS) + sorted(SAI_METHODS) + sorted(LRSC_METHODS)
 
 
 def summarize(rows: list[dict]) -> dict:
@@ -67,18 +69,25 @@ _PRETRAIN_FIELDS = ("kernels", "channels", "mlp_hidden", "mlp_latent", "pretrain
 
 def run_experiment(method: str, dataset: str, seeds: list[int], *, data_dir=None, init: str = "pretrain",
                    overrides: dict | None = None, subsample: int | None = None, pretrained: dict | None = None,
-                   plots: str | None = None, verbose: bool = True) -> dict:
+                   plots: str | None = None, external: str | None = None, target_classes: list | None = None,
+                   verbose: bool = True) -> dict:
     """Run ``method`` on ``dataset`` for each seed; k-means on the raw data with the same seeds as a baseline.
 
     ``subsample``: the large-scale path (train on that many random points, label the rest by 1-NN in latent
     space). ``pretrained``: a dict shared between calls in which pretrained autoencoders are kept, keyed by
     dataset, seed and the preset's architecture and pretraining fields, so methods of one family that differ only
     in their fine-tuning reuse one pretraining per seed. ``plots``: a directory for each seed's figures
-    (:func:`jaxsc.plot.save_run_figures`).
+    (:func:`jaxsc.plot.save_run_figures`). ``external`` / ``target_classes``: LRSC's external data, another
+    dataset and/or the classes of ``dataset`` kept as the target (the other classes become external data).
     """
-    if method not in METHODS and method not in SAI_METHODS:
+    if method not in ALL_METHODS:
         raise ValueError(f"unknown method {method!r}; known: {ALL_METHODS}")
     data = load(dataset, data_dir)
+    if method in LRSC_METHODS or target_classes is not None:
+        if method not in LRSC_METHODS:
+            raise ValueError("--target-classes and --external are LRSC options")
+        data, ext = split_external(data, target_classes, None if external is None else load(external, data_dir))
+        return _run_lrsc(method, data, ext, seeds, overrides or {}, verbose)
     if method in SAI_METHODS:
         return _run_sai(method, data, seeds, overrides or {}, pretrained, verbose)
     if subsample is None and not data.is_image:
@@ -162,6 +171,56 @@ def _run_sai(method: str, data, seeds, overrides: dict, pretrained: dict | None,
                         "jax": jax.__version__, "devices": [str(d) for d in jax.devices()]}}
 
 
+def split_external(data, target_classes, external=None):
+    """``(target, external)`` Datasets: the ``target_classes`` of ``data`` (relabelled 0..K-1) and the rest of it,
+    plus all of ``external`` when given (its labels offset so they stay distinct)."""
+    if target_classes is None and external is None:
+        raise ValueError("LRSC needs external data: give --external DATASET and/or --target-classes")
+    keep = np.ones(len(data.y), bool) if target_classes is None else np.isin(data.y, target_classes)
+    if not keep.any():
+        raise ValueError(f"no sample of {data.name} has a class in {target_classes}")
+    target = Dataset(data.x[keep], np.unique(data.y[keep], return_inverse=True)[1].astype(np.int32),
+                     f"{data.name}[{','.join(map(str, sorted(set(data.y[keep].tolist()))))}]")
+    parts_x, parts_y = [data.x[~keep]], [data.y[~keep]]
+    if external is not None:
+        parts_x.append(external.x)
+        parts_y.append(external.y + (data.y.max() + 1))
+    ext = Dataset(np.concatenate(parts_x), np.concatenate(parts_y).astype(np.int32), "external")
+    if len(ext.y) == 0:
+        raise ValueError("the external data is empty")
+    return target, ext
+
+
+def _run_lrsc(method: str, data, ext, seeds, overrides: dict, verbose: bool) -> dict:
+    preset = LRSCPreset(penalty=LRSC_METHODS[method]).replace(**overrides)
+    rows = []
+    for seed in seeds:
+        start = time.perf_counter()
+        result = fit_lrsc(data.x, data.n_clusters, ext.x, ext.y, preset, seed=seed, verbose=verbose)
+        scores = evaluate(data.y, result.labels)
+        rows.append({"seed": seed, **scores, "seconds": time.perf_counter() - start,
+                     **{f"seconds_{k}": v for k, v in result.seconds.items()}})
+        print(f"{method} {data.name} seed {seed}: {_format(scores)} ({rows[-1]['seconds']:.1f}s)", flush=True)
+    summary = summarize(rows)
+    print(f"{method:>12} mean+-std: " + " ".join(f"{k.upper()} {summary[k]['mean']:.4f}+-{summary[k]['std']:.4f}"
+                                                 for k in REPORTED), flush=True)
+    return {"method": method, "dataset": data.name, "init": "lrsc", "subsample": None, "n": int(data.x.shape[0]),
+            "n_external": int(ext.x.shape[0]), "n_clusters": data.n_clusters,
+            "preset": {k: (v._asdict() if hasattr(v, "_asdict") else v) for k, v in dataclasses.asdict(preset).items()},
+            "seeds": rows, "summary": summary,
+            "machine": {"platform": platform.platform(), "processor": platform.processor(),
+                        "jax": jax.__version__, "devices": [str(d) for d in jax.devices()]}}
+
+
+def _parse_classes(text: str) -> list[int]:
+    """"0-4" or "0,1,2" -> class list."""
+    out = []
+    for part in text.split(","):
+        lo, _, hi = part.partition("-")
+        out.extend(range(int(lo), int(hi) + 1) if hi else [int(lo)])
+    return out
+
+
 def _parse_override(text: str) -> tuple[str, object]:
     key, _, value = text.partition("=")
     if not value:
@@ -189,6 +248,9 @@ def main(argv: list[str] | None = None) -> int:
                             "nearest neighbour in latent space")
     run_p.add_argument("--plots", default=None, metavar="DIR",
                        help="save each seed's figures (affinity, confusion, training curve, embedding) as PNGs here")
+    run_p.add_argument("--external", default=None, metavar="DATASET", help="LRSC: labelled external dataset")
+    run_p.add_argument("--target-classes", type=_parse_classes, default=None, metavar="CLASSES",
+                       help="LRSC: classes of --dataset kept as the target, e.g. 0-4 (the rest become external data)")
     run_p.add_argument("--out", default=None, help="write the results as JSON here")
     run_p.add_argument("--quiet", action="store_true", help="no progress lines")
     sub.add_parser("methods", help="list the methods and their datasets with presets")
@@ -199,6 +261,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "methods":
             for name, spec in METHODS.items():
                 print(f"{name:10s} {spec.description}; presets: {', '.join(sorted(PRESETS[spec.family]))}")
+            for name, penalty in LRSC_METHODS.items():
+                print(f"{name:10s} LRSC-{penalty.upper()}: meta-learning, teacher distillation and InfoNCE with "
+                      "external data (--external / --target-classes)")
             for name, variant in SAI_METHODS.items():
                 print(f"{name:10s} SAI ({variant.upper()}): KL between Euclidean-hinge and "
                       f"{SAI_VARIANTS[variant]} soft assignments; no C")
@@ -209,7 +274,8 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         result = run_experiment(args.method, args.dataset, args.seeds, data_dir=args.data_dir, init=args.init,
                                 overrides=dict(args.overrides), subsample=args.subsample,
-                                plots=args.plots, verbose=not args.quiet)
+                                plots=args.plots, external=args.external, target_classes=args.target_classes,
+                                verbose=not args.quiet)
     except (ValueError, DataFileError) as err:
         print(f"jaxsc: error: {err}", file=sys.stderr)
         return 2

@@ -4,6 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from jaxsc._src import api
+from jaxsc._src.methods.lrsc import LRSCPreset, fit_lrsc
 from jaxsc._src.methods.presets import get_preset
 from jaxsc._src.methods.sai import fit_sai, get_sai_preset
 
@@ -87,6 +88,41 @@ class SAI:
     def fit_predict(self, x, y=None) -> np.ndarray:
         """``fit(x).labels_``."""
         return self.fit(x).labels_
+
+
+class LRSC:
+    """LRSC (subspace clustering with external data) as an estimator (:func:`jaxsc.fit_lrsc`).
+
+    Example::
+
+        model = jaxsc.LRSC(n_clusters=5).fit(x_target, external=(x_external, y_external))
+
+    Args:
+      n_clusters: number of clusters K of the target.
+      penalty: ``"l2"`` (LRSC-L2) or ``"l1"``.
+      seed, verbose: as elsewhere.
+      **overrides: fields of :class:`jaxsc.presets.LRSCPreset` (``meta``, ``distill``, ``nce`` switch the
+        paper's modules).
+
+    Attributes (after ``fit``): ``labels_``, ``coef_``, ``params_``, ``meta_history_``, ``seconds_``.
+    """
+
+    def __init__(self, n_clusters: int, *, penalty: str = "l2", seed: int = 0, verbose: bool = False, **overrides):
+        self.n_clusters, self.penalty, self.seed, self.verbose, self.overrides = \
+            n_clusters, penalty, seed, verbose, overrides
+
+    def fit(self, x, y=None, *, external) -> "LRSC":
+        """Fit on target samples ``x`` with ``external=(x_external, y_external)`` labelled external data."""
+        x_ext, y_ext = external
+        preset = LRSCPreset(penalty=self.penalty).replace(**self.overrides)
+        result = fit_lrsc(x, self.n_clusters, x_ext, y_ext, preset, seed=self.seed, verbose=self.verbose)
+        self.labels_, self.coef_, self.params_ = result.labels, result.coef, result.params
+        self.meta_history_, self.seconds_ = result.meta_history, result.seconds
+        return self
+
+    def fit_predict(self, x, y=None, *, external) -> np.ndarray:
+        """``fit(x, external=external).labels_``."""
+        return self.fit(x, external=external).labels_
 
 
 class DSC(SubspaceClustering):

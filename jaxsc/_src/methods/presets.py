@@ -32,6 +32,17 @@ import dataclasses
 from jaxsc._src.cluster.pipeline import PostConfig
 
 
+def checked_replace(settings, changes: dict):
+    """``dataclasses.replace`` for frozen settings: unknown field names raise a ``ValueError`` listing the known
+    ones, and lists (e.g. from ``--set kernels=[3,3]``) become tuples so the settings stay hashable (they are
+    static arguments of jitted functions)."""
+    known = [f.name for f in dataclasses.fields(settings)]
+    unknown = set(changes) - set(known)
+    if unknown:
+        raise ValueError(f"unknown {type(settings).__name__} fields {sorted(unknown)}; known: {known}")
+    return dataclasses.replace(settings, **{k: tuple(v) if isinstance(v, list) else v for k, v in changes.items()})
+
+
 @dataclasses.dataclass(frozen=True)
 class Preset:
     """Architecture, loss weights, optimisation and cluster-stage settings of one run (see
@@ -58,6 +69,9 @@ class Preset:
     label_threshold: float = 0.8
     w_local: float = 0.0
     neighbors: int = 3
+    w_distill: float = 0.0
+    w_nce: float = 0.0
+    nce_temperature: float = 0.5
     finetune_steps: int = 100
     finetune_lr: float = 1e-3
     pretrain_steps: int = 3000
@@ -71,11 +85,7 @@ class Preset:
 
     def replace(self, **changes) -> "Preset":
         """A copy with ``changes``; unknown field names raise a ``ValueError`` listing the known ones."""
-        unknown = set(changes) - {f.name for f in dataclasses.fields(self)}
-        if unknown:
-            raise ValueError(f"unknown preset fields {sorted(unknown)}; known: "
-                             f"{[f.name for f in dataclasses.fields(self)]}")
-        return dataclasses.replace(self, **changes)
+        return checked_replace(self, changes)
 
 
 def _eyaleb_dsc(n_subjects: int = 38) -> Preset:

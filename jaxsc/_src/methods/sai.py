@@ -26,6 +26,7 @@ from jaxsc._src.cluster.kmeans import kmeans
 from jaxsc._src.losses.assignment import SAI_VARIANTS, sai_assignments, sai_loss
 from jaxsc._src.losses.reconstruction import reconstruction_loss
 from jaxsc._src.methods.out_of_sample import encode_in_batches
+from jaxsc._src.methods.presets import checked_replace
 from jaxsc._src.models.autoencoders import MLPAutoencoder, PoolConvAutoencoder
 from jaxsc._src.train.loop import train
 
@@ -63,11 +64,7 @@ class SAIPreset:
 
     def replace(self, **changes) -> "SAIPreset":
         """A copy with ``changes``; unknown field names raise a ``ValueError``."""
-        unknown = set(changes) - {f.name for f in dataclasses.fields(self)}
-        if unknown:
-            raise ValueError(f"unknown SAI preset fields {sorted(unknown)}; known: "
-                             f"{[f.name for f in dataclasses.fields(self)]}")
-        return dataclasses.replace(self, **changes)
+        return checked_replace(self, changes)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -1,7 +1,8 @@
 """The self-expressive objective shared by DSC-Net, RGRL and PSSC (one objective, methods are weight settings).
 
     L = w_rec L_rec + w_reg R(C) + w_se ||Z - C Z||^2 + w_raw ||X - C X||^2
-        + w_graph L_graph(P, S) + w_label L_label(P) + w_local sum_ij a_ij ||z_i - z_j||^2,
+        + w_graph L_graph(P, S) + w_label L_label(P) + w_local sum_ij a_ij ||z_i - z_j||^2
+        + w_distill sum_{i != j} W_ij ||z_i - z_j||^2 + w_nce L_InfoNCE(Z, C Z),
 
 with Z = enc(X) flattened per sample, X_hat = dec(C Z), S = (|C| + |C|^T)/2, P = softmax(Z W + b) and
 
@@ -14,7 +15,7 @@ with Z = enc(X) flattened per sample, X_hat = dec(C Z), S = (|C| + |C|^T)/2, P =
 
 DSC-Net: laplacian off, w_raw = w_graph = w_label = 0. RGRL: laplacian on, w_raw > 0 (RGRL-sc: laplacian off).
 PSSC: laplacian on, w_reg = w_raw = 0, w_graph, w_label > 0, zero diagonal (PSSC-l: w_graph = w_label = 0).
-UDLL: DSC-Net plus w_local > 0.
+UDLL: DSC-Net plus w_local > 0. LRSC: DSC-Net plus w_distill (teacher heat kernel) and w_nce.
 """
 from __future__ import annotations
 
@@ -27,6 +28,7 @@ import jax.numpy as jnp
 import optax
 
 from jaxsc._src.losses.coefficient import PENALTIES, coefficient_penalty
+from jaxsc._src.losses.distillation import heat_kernel_weights, infonce_loss, weighted_locality_loss
 from jaxsc._src.losses.locality import locality_loss
 from jaxsc._src.losses.graph import coefficient_similarity, laplacian_reconstruction_loss
 from jaxsc._src.losses.pseudo_supervision import PSEUDO_GRAPH_LOSSES, pseudo_label_loss
@@ -39,16 +41,42 @@ from jaxsc._src.models.self_expression import init_coefficients, self_express
 _MATMUL_DTYPES = {None: None, "float32": None, "bfloat16": jnp.bfloat16}
 
 
+def _split_batch(batch):
+    """``(x, extras)`` from an array or a ``{'x': ..., ...}`` dict."""
+    return (batch["x"], batch) if isinstance(batch, dict) else (batch, {})
+
+
+def _distillation(z, extras, bandwidth):
+    """LRSC's distillation term with the row-normalised heat kernel of the teacher features."""
+    if "teacher" not in extras:
+        raise ValueError("w_distill > 0 needs teacher features: pass {'x': ..., 'teacher': ...}")
+    return weighted_locality_loss(z, heat_kernel_weights(extras["teacher"], bandwidth, row_normalize=True))
+
+
 @dataclasses.dataclass(frozen=True)
 class ReconstructionObjective:
-    """Autoencoder pretraining: L = ||X - dec(enc(X))||^2 with Adam(``learning_rate``)."""
+    """Autoencoder pretraining with Adam(``learning_rate``):
+
+        L = w_rec ||X - dec(enc(X))||^2 + w_distill sum_{i != j} W_ij ||z_i - z_j||^2,
+
+    the second term (LRSC's distillation, W a heat kernel on teacher features given with the batch as
+    ``{'x', 'teacher'}``) only when ``w_distill > 0``.
+    """
 
     model: nn.Module
     learning_rate: float = 1e-3
+    w_rec: float = 1.0
+    w_distill: float = 0.0
+    bandwidth: float | None = None
 
-    def loss(self, params, x):
-        rec = reconstruction_loss(x, self.model.apply({"params": params}, x))
-        return rec, {"rec": rec}
+    def loss(self, params, batch):
+        x, extras = _split_batch(batch)
+        variables = {"params": params}
+        z = self.model.apply(variables, x, method="encode")
+        terms = {"rec": reconstruction_loss(x, self.model.apply(variables, z, method="decode"))}
+        if self.w_distill > 0:
+            terms["distill"] = _distillation(z, extras, self.bandwidth)
+        return self.w_rec * terms["rec"] + self.w_distill * terms.get("distill", 0.0), terms
 
     def optimizer(self):
         return optax.adam(self.learning_rate)
@@ -85,6 +113,9 @@ class SelfExpressiveObjective:
       graph_form: ``"contrastive"`` (paper) or ``"hinge"`` (reference code), see :mod:`jaxsc.losses`.
       label_threshold: confidence above which a pseudo-label counts (0.8 in PSSC).
       w_local: weight of UDLL's locality loss on the prior graph given with the data.
+      w_distill, bandwidth: weight of LRSC's distillation sum_{i != j} W_ij ||z_i - z_j||^2 with the heat kernel
+        W of teacher features given with the data (``bandwidth=None``: median squared distance).
+      w_nce, nce_temperature: weight and temperature of LRSC's InfoNCE between Z and C Z.
     """
 
     model: nn.Module
@@ -104,6 +135,10 @@ class SelfExpressiveObjective:
     graph_form: str = "contrastive"
     label_threshold: float = 0.8
     w_local: float = 0.0
+    w_distill: float = 0.0
+    bandwidth: float | None = None
+    w_nce: float = 0.0
+    nce_temperature: float = 0.5
 
     def __post_init__(self):
         if self.penalty not in PENALTIES:
@@ -119,7 +154,7 @@ class SelfExpressiveObjective:
         return self.w_graph > 0 or self.w_label > 0
 
     def loss(self, params, batch):
-        x = batch["x"] if isinstance(batch, dict) else batch
+        x, extras = _split_batch(batch)
         coef = params["coef"]
         z, zc, x_hat = self_expressive_forward(self.model, params, x, zero_diagonal=self.zero_diagonal,
                                                matmul_dtype=self.matmul_dtype)
@@ -137,11 +172,16 @@ class SelfExpressiveObjective:
             terms["graph"] = PSEUDO_GRAPH_LOSSES[self.graph_form](probs, coefficient_similarity(coef))
             terms["label"] = pseudo_label_loss(probs, self.label_threshold)
         if self.w_local > 0:
-            if not isinstance(batch, dict):
+            if "neighbor_index" not in extras:
                 raise ValueError("w_local > 0 needs the prior graph: pass {'x', 'neighbor_index', 'neighbor_weight'}")
-            terms["local"] = locality_loss(z, batch["neighbor_index"], batch["neighbor_weight"])
+            terms["local"] = locality_loss(z, extras["neighbor_index"], extras["neighbor_weight"])
+        if self.w_distill > 0:
+            terms["distill"] = _distillation(z, extras, self.bandwidth)
+        if self.w_nce > 0:
+            terms["nce"] = infonce_loss(z, zc, self.nce_temperature)
         weights = {"rec": self.w_rec, "reg": self.w_reg, "se": self.w_se, "raw": self.w_raw,
-                   "graph": self.w_graph, "label": self.w_label, "local": self.w_local}
+                   "graph": self.w_graph, "label": self.w_label, "local": self.w_local,
+                   "distill": self.w_distill, "nce": self.w_nce}
         return sum(weights[k] * v for k, v in terms.items()), terms
 
     def optimizer(self):

@@ -1,0 +1,305 @@
+"""LRSC: subspace clustering with external data (papers/lrsc_*; SPEC section 7).
+
+Three modules, each switchable for the paper's ablation (Table 3):
+
+- task level (``meta``): MAML over episodes sampled from the external data M (Alg. 1). An episode is a small
+  subspace-clustering task: ``n_way`` classes, ``shots`` samples per class in its train split and as many in its
+  test split, each split with its own C initialised to ``coef_init``. Inner step: one gradient step of Eq. 6 on
+  the train split for the autoencoder and C_tr. Outer loss: Eq. 6 on the test split with the adapted
+  autoencoder and C_te after one gradient step of its own. Episodes are batched with ``jax.vmap`` (or run in
+  sequence with ``lax.map``); the outer gradient is second order, or first order (inner gradients treated as
+  constants).
+- model level (``distill``): a deeper teacher trained by classification on M gives features T; the student is
+  pulled by sum_{i != j} W_ij ||z_i - z_j||^2, W_ij = exp(-||t_i - t_j||^2 / t) (Eq. 4-5, 7), in the episodes
+  (eta) and on the target (mu). Features of M come from the two-fold scheme of the paper's Remark (a teacher
+  trained on each half extracts the other half); the target's come from the teacher trained on the first half.
+- self-supervision (``nce``): InfoNCE between normalised Z and C Z (Eq. 8).
+
+Target (Alg. 2): the autoencoder starts from the meta-learned weights (else a random init), is pretrained on
+Eq. 9 without C (reconstruction + distillation on mini-batches), then fine-tuned with C on the full batch; the
+affinity is (|C| + |C|^T)/2 into normalised spectral clustering with k-means (the paper's Sec. "Training").
+"""
+from __future__ import annotations
+
+import dataclasses
+import time
+from functools import partial
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from jaxsc._src import api
+from jaxsc._src.cluster.pipeline import PostConfig
+from jaxsc._src.losses.coefficient import coefficient_penalty
+from jaxsc._src.losses.distillation import heat_kernel_weights, weighted_locality_loss
+from jaxsc._src.losses.reconstruction import reconstruction_loss
+from jaxsc._src.losses.self_expression import self_expression_loss
+from jaxsc._src.methods.presets import Preset, checked_replace
+from jaxsc._src.methods.self_expressive import ReconstructionObjective
+from jaxsc._src.models.autoencoders import flatten
+from jaxsc._src.models.teacher import ClassificationObjective, TeacherNet
+from jaxsc._src.train.loop import train
+
+
+@dataclasses.dataclass(frozen=True)
+class LRSCPreset:
+    """LRSC settings. The paper's hyper-parameters are in a supplement that is not available; these are fixed
+    before any run: Eq. 9's weights lambda1 = 2, lambda2 = 1 (w_se = 1, w_reg = 1 in plain sums), mu = 1,
+    gamma = 1, sigma = 0.5; the heat-kernel bandwidth t is the median squared teacher distance (label-free) and
+    W is row-normalised (with the paper's plain sum over n^2 pairs and mu = 1 the term dominates and Z collapses
+    to a point, as a smoke run on digits showed);
+    Eq. 6 uses the same weights (lambda3 = lambda1, lambda4 = lambda2, eta = mu); the encoder is the paper's
+    four 3x3 stride-2 convs with 10-20-30-40 channels (a 256-unit dense layer for vectors)."""
+
+    meta: bool = True
+    distill: bool = True
+    nce: bool = True
+    penalty: str = "l2"
+    kernels: tuple[int, ...] = (3, 3, 3, 3)
+    channels: tuple[int, ...] = (10, 20, 30, 40)
+    mlp_hidden: tuple[int, ...] = ()
+    mlp_latent: int = 256
+    w_rec: float = 0.5
+    w_se: float = 1.0
+    w_reg: float = 1.0
+    w_distill: float = 0.5
+    w_nce: float = 1.0
+    nce_temperature: float = 0.5
+    coef_init: float = 1e-4
+    teacher_steps: int = 1500
+    teacher_batch: int = 128
+    meta_steps: int = 300
+    meta_lr: float = 1e-3
+    inner_lr: float = 1e-3
+    n_way: int = 5
+    shots: int = 10
+    episodes: int = 4
+    first_order: bool = False
+    vmap_episodes: bool = True
+    pretrain_steps: int = 1500
+    pretrain_batch: int = 128
+    finetune_steps: int = 100
+    finetune_lr: float = 1e-3
+    post: PostConfig = PostConfig(affinity="simple", assign="kmeans")
+
+    def replace(self, **changes) -> "LRSCPreset":
+        """A copy with ``changes``; unknown field names raise a ``ValueError``."""
+        return checked_replace(self, changes)
+
+    def as_preset(self) -> Preset:
+        """The DSC-family :class:`Preset` of the target stage (Eq. 9) with the enabled modules."""
+        return Preset(kernels=self.kernels, channels=self.channels, mlp_hidden=self.mlp_hidden,
+                      mlp_latent=self.mlp_latent, w_rec=self.w_rec, w_reg=self.w_reg, w_se=self.w_se,
+                      penalty=self.penalty, w_distill=self.w_distill if self.distill else 0.0,
+                      w_nce=self.w_nce if self.nce else 0.0, nce_temperature=self.nce_temperature,
+                      finetune_steps=self.finetune_steps, finetune_lr=self.finetune_lr,
+                      pretrain_steps=self.pretrain_steps, pretrain_batch=self.pretrain_batch,
+                      coef_init=self.coef_init, post=self.post)
+
+
+# ---------------------------------------------------------------------------------------------------- teacher
+def train_teacher(x: np.ndarray, y: np.ndarray, n_classes: int, *, steps: int, batch: int, seed: int,
+                  verbose: bool = False) -> tuple[TeacherNet, Any]:
+    """A :class:`TeacherNet` trained by cross-entropy on ``(x, y)``."""
+    model = TeacherNet(n_classes)
+    init_key, order_key = jax.random.split(jax.random.PRNGKey(seed))
+    params = model.init(init_key, jnp.asarray(x[:2]))["params"]
+    out = train(ClassificationObjective(model), params, {"x": jnp.asarray(x), "y": jnp.asarray(y)}, steps,
+                key=order_key, batch_size=min(batch, len(x)), log_every=max(steps // 5, 1), verbose=verbose,
+                desc="teacher")
+    return model, out.params
+
+
+def _features(model, params, x, batch: int = 2048) -> np.ndarray:
+    fn = jax.jit(lambda p, v: model.apply({"params": p}, v, method="features"))
+    return np.concatenate([np.asarray(fn(params, jnp.asarray(x[i:i + batch]))) for i in range(0, len(x), batch)])
+
+
+def teacher_features(x_ext, y_ext, x_target, *, steps: int, batch: int, seed: int,
+                     verbose: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """Features of the external data by the paper's two-fold scheme and of the target by the first-half teacher."""
+    classes, y = np.unique(y_ext, return_inverse=True)
+    order = np.random.default_rng(seed).permutation(len(y))
+    halves = order[: len(y) // 2], order[len(y) // 2:]
+    feats = np.zeros((len(y), TeacherNet(len(classes)).feature_dim), np.float32)
+    target = None
+    for k, (fit_idx, other_idx) in enumerate((halves, halves[::-1])):
+        model, params = train_teacher(x_ext[fit_idx], y[fit_idx], len(classes), steps=steps, batch=batch,
+                                      seed=seed + k, verbose=verbose)
+        feats[other_idx] = _features(model, params, x_ext[other_idx])
+        if k == 0:
+            target = _features(model, params, x_target)
+    return feats, target
+
+
+# ----------------------------------------------------------------------------------------------- meta-learning
+def episode_loss(model, preset: LRSCPreset, ae_params, coef, x, teacher_w):
+    """Eq. 6 on one split: w_rec ||X - X~||^2 + w_se ||Z - C Z||^2 + w_reg R(C) + eta-term (if distilling)."""
+    variables = {"params": ae_params}
+    z_maps = model.apply(variables, x, method="encode")
+    z = flatten(z_maps)
+    zc = coef @ z
+    x_hat = model.apply(variables, zc.reshape(z_maps.shape), method="decode")
+    loss = preset.w_rec * reconstruction_loss(x, x_hat) + preset.w_se * self_expression_loss(z, zc) \
+        + preset.w_reg * coefficient_penalty(coef, preset.penalty)
+    if preset.distill:
+        loss = loss + preset.w_distill * weighted_locality_loss(z, teacher_w)
+    return loss
+
+
+def _inner_step(model, preset, ae_params, x, teacher_w, *, update_network: bool):
+    coef = jnp.full((x.shape[0], x.shape[0]), preset.coef_init, x.dtype)
+    grads = jax.grad(episode_loss, argnums=(2, 3))(model, preset, ae_params, coef, x, teacher_w)
+    if preset.first_order:
+        grads = jax.lax.stop_gradient(grads)
+    coef = coef - preset.inner_lr * grads[1]
+    if update_network:
+        ae_params = jax.tree.map(lambda p, g: p - preset.inner_lr * g, ae_params, grads[0])
+    return ae_params, coef
+
+
+def meta_loss(model, preset: LRSCPreset, ae_params, episodes) -> jax.Array:
+    """Mean over episodes of Eq. 6 on the test split after adapting on the train split (module docstring)."""
+
+    def one(episode):
+        x_tr, w_tr, x_te, w_te = episode
+        adapted, _ = _inner_step(model, preset, ae_params, x_tr, w_tr, update_network=True)
+        _, coef_te = _inner_step(model, preset, adapted, x_te, w_te, update_network=False)
+        return episode_loss(model, preset, adapted, coef_te, x_te, w_te)
+
+    losses = jax.vmap(one)(episodes) if preset.vmap_episodes else jax.lax.map(one, episodes)
+    return jnp.mean(losses)
+
+
+@partial(jax.jit, static_argnums=(0, 1, 2), donate_argnums=(3, 4))
+def meta_step(model, preset: LRSCPreset, optimizer, ae_params, opt_state, episodes):
+    """One outer (meta) update of the shared autoencoder initialisation on a batch of episodes."""
+    loss, grads = jax.value_and_grad(lambda p: meta_loss(model, preset, p, episodes))(ae_params)
+    updates, opt_state = optimizer.update(grads, opt_state, ae_params)
+    return optax.apply_updates(ae_params, updates), opt_state, loss
+
+
+def _class_table(y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    classes = np.unique(y)
+    members = [np.flatnonzero(y == c) for c in classes]
+    width = max(len(m) for m in members)
+    table = np.stack([np.pad(m, (0, width - len(m)), constant_values=m[0]) for m in members])
+    return table, np.array([len(m) for m in members])
+
+
+@partial(jax.jit, static_argnames=("n_way", "per_class", "episodes"))
+def sample_episode_indices(key, table, counts, n_way: int, per_class: int, episodes: int) -> jax.Array:
+    """``(episodes, n_way, per_class)`` sample indices: classes without replacement, then samples without
+    replacement within each class (a random permutation of its members), all on the device."""
+
+    def one(key):
+        class_key, member_key = jax.random.split(key)
+        chosen = jax.random.choice(class_key, table.shape[0], (n_way,), replace=False)
+
+        def members(c, k):
+            scores = jnp.where(jnp.arange(table.shape[1]) < counts[c], jax.random.uniform(k, (table.shape[1],)), 2.0)
+            return table[c][jnp.argsort(scores)[:per_class]]
+
+        return jax.vmap(members)(chosen, jax.random.split(member_key, n_way))
+
+    return jax.vmap(one)(jax.random.split(key, episodes))
+
+
+def meta_train(model, ae_params, x_ext, y_ext, t_ext, preset: LRSCPreset, *, seed: int = 0,
+               verbose: bool = True) -> tuple[Any, list, float]:
+    """Alg. 1: returns the meta-learned autoencoder parameters, the loss history and seconds per meta-step
+    (compilation excluded)."""
+    table, counts = _class_table(np.asarray(y_ext))
+    if counts.min() < 2 * preset.shots or len(counts) < preset.n_way:
+        raise ValueError(f"episodes need {preset.n_way} classes with >= {2 * preset.shots} samples each")
+    x_ext, t_ext = jnp.asarray(x_ext), jnp.asarray(t_ext)
+    table, counts = jnp.asarray(table), jnp.asarray(counts)
+    optimizer = optax.adam(preset.meta_lr)
+    params = jax.tree.map(jnp.array, ae_params)
+    opt_state = optimizer.init(params)
+    key = jax.random.PRNGKey(seed)
+    n_split = preset.n_way * preset.shots
+
+    @jax.jit
+    def batch_of_episodes(key):
+        idx = sample_episode_indices(key, table, counts, preset.n_way, 2 * preset.shots, preset.episodes)
+        tr = idx[:, :, :preset.shots].reshape(preset.episodes, n_split)
+        te = idx[:, :, preset.shots:].reshape(preset.episodes, n_split)
+        weights = jax.vmap(lambda t: heat_kernel_weights(t, row_normalize=True))
+        return x_ext[tr], weights(t_ext[tr]), x_ext[te], weights(t_ext[te])
+
+    history, start, timed = [], None, 0
+    for step in range(preset.meta_steps):
+        episodes = batch_of_episodes(jax.random.fold_in(key, step))
+        params, opt_state, loss = meta_step(model, preset, optimizer, params, opt_state, episodes)
+        if step == 0:
+            jax.block_until_ready(loss)
+            start = time.perf_counter()
+        if (step + 1) % max(preset.meta_steps // 10, 1) == 0 or step + 1 == preset.meta_steps:
+            history.append((step + 1, float(loss)))
+            if verbose:
+                print(f"[meta] step {step + 1}/{preset.meta_steps} loss {float(loss):.6g}", flush=True)
+    jax.block_until_ready(params)
+    per_step = (time.perf_counter() - start) / max(preset.meta_steps - 1, 1) if start else float("nan")
+    return params, history, per_step
+
+
+# ------------------------------------------------------------------------------------------------------ target
+class LRSCResult(NamedTuple):
+    """Output of :func:`fit_lrsc`: labels, C, parameters, meta-training history, seconds per stage (with
+    ``meta_step``, the time of one meta-update excluding compilation)."""
+
+    labels: np.ndarray
+    coef: np.ndarray
+    params: Any
+    meta_history: list
+    seconds: dict
+
+
+def fit_lrsc(x, n_clusters: int, x_external, y_external, preset: LRSCPreset = LRSCPreset(), *, seed: int = 0,
+             verbose: bool = True) -> LRSCResult:
+    """LRSC on target samples ``x`` with labelled external data ``(x_external, y_external)`` (module docstring).
+    The external data must have the target's sample shape; its labels are used (by the teacher and to form
+    episodes), the target's never are."""
+    x, x_ext = api.check_samples(x), api.check_samples(x_external)
+    y_ext = np.asarray(y_external)
+    if x.shape[1:] != x_ext.shape[1:]:
+        raise ValueError(f"external samples {x_ext.shape[1:]} differ in shape from target samples {x.shape[1:]}")
+    if y_ext.shape != (x_ext.shape[0],):
+        raise ValueError(f"need one external label per external sample: {y_ext.shape} vs {x_ext.shape[0]}")
+    api.check_n_clusters(n_clusters, x.shape[0])
+    target = preset.as_preset()
+    model = api.build_autoencoder(target, x.shape[1:])
+    seconds, history = {}, []
+    start = time.perf_counter()
+    needs_teacher = preset.distill
+    t_ext = t_target = None
+    if needs_teacher:
+        t_ext, t_target = teacher_features(x_ext, y_ext, x, steps=preset.teacher_steps, batch=preset.teacher_batch,
+                                           seed=seed, verbose=verbose)
+    seconds["teacher"] = time.perf_counter() - start
+    start = time.perf_counter()
+    ae = model.init(jax.random.PRNGKey(seed), jnp.asarray(x[:2]))["params"]
+    if preset.meta:
+        t_meta = t_ext if t_ext is not None else np.zeros((x_ext.shape[0], 1), np.float32)
+        ae, history, seconds["meta_step"] = meta_train(model, ae, x_ext, y_ext, t_meta, preset, seed=seed,
+                                                       verbose=verbose)
+    seconds["meta"] = time.perf_counter() - start
+    start = time.perf_counter()
+    data = jnp.asarray(x) if t_target is None else {"x": jnp.asarray(x), "teacher": jnp.asarray(t_target)}
+    pre = ReconstructionObjective(model, target.pretrain_lr, preset.w_rec, target.w_distill)
+    ae = train(pre, ae, data, target.pretrain_steps, key=jax.random.PRNGKey(seed + 1),
+               batch_size=min(target.pretrain_batch, x.shape[0]), log_every=max(target.pretrain_steps // 10, 1),
+               verbose=verbose, desc="pretrain").params
+    seconds["pretrain"] = time.perf_counter() - start
+    start = time.perf_counter()
+    extras = None if t_target is None else {"teacher": jnp.asarray(t_target)}
+    fitted = api.fit(x, target, ae, seed=seed, verbose=verbose, extras=extras)
+    seconds["finetune"] = time.perf_counter() - start
+    start = time.perf_counter()
+    labels = np.asarray(api.cluster(fitted.coef, n_clusters, target.post, seed=seed).labels)
+    seconds["cluster"] = time.perf_counter() - start
+    return LRSCResult(labels, np.asarray(fitted.coef), fitted.params, history, seconds)

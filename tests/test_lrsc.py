@@ -1,0 +1,129 @@
+"""LRSC: distillation and InfoNCE terms against numpy, episode sampling, MAML (vmap vs sequential, first vs
+second order), the teacher, the class split, and a small end-to-end run."""
+import chex
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import jaxsc
+from jaxsc import data, losses, metrics
+from jaxsc._src import cli
+from jaxsc._src.methods import lrsc
+from jaxsc.models import ConvAutoencoder
+
+
+def _rand(*shape, seed=0):
+    return np.random.default_rng(seed).standard_normal(shape).astype(np.float32)
+
+
+class DistillationTest(chex.TestCase):
+    @chex.variants(with_jit=True, without_jit=True)
+    def test_heat_kernel_matches_numpy(self):
+        t = _rand(7, 3)
+        d = ((t[:, None, :].astype(np.float64) - t[None]) ** 2).sum(-1)
+        w = self.variant(lambda a: losses.heat_kernel_weights(a, 2.0))(t)
+        np.testing.assert_allclose(w, np.exp(-d / 2.0) * (1 - np.eye(7)), rtol=1e-4, atol=1e-6)
+        median = np.median(d[~np.eye(7, dtype=bool)])
+        np.testing.assert_allclose(self.variant(losses.heat_kernel_weights)(t),
+                                   np.exp(-d / median) * (1 - np.eye(7)), rtol=1e-4, atol=1e-6)
+        rows = self.variant(lambda a: losses.heat_kernel_weights(a, row_normalize=True))(t)
+        np.testing.assert_allclose(rows.sum(1), 1.0, rtol=1e-5)
+
+    @chex.variants(with_jit=True, without_jit=True)
+    def test_weighted_locality_equals_the_explicit_sum(self):
+        z, w = _rand(6, 4, seed=1), np.abs(_rand(6, 6, seed=2))  # not symmetric on purpose
+        explicit = sum(w[i, j] * np.sum((z[i].astype(np.float64) - z[j]) ** 2)
+                       for i in range(6) for j in range(6) if i != j)
+        np.testing.assert_allclose(self.variant(losses.weighted_locality_loss)(z, w), explicit, rtol=1e-4)
+
+    @chex.variants(with_jit=True, without_jit=True)
+    def test_infonce_matches_a_log_softmax_reference(self):
+        z, g = _rand(5, 3, seed=3), _rand(5, 3, seed=4)
+        zn = z / np.linalg.norm(z, axis=1, keepdims=True)
+        gn = g / np.linalg.norm(g, axis=1, keepdims=True)
+        logits = zn.astype(np.float64) @ gn.T / 0.3
+        log_softmax = logits - np.log(np.exp(logits).sum(1, keepdims=True))
+        value = self.variant(lambda a, b: losses.infonce_loss(a, b, 0.3))(z, g)
+        chex.assert_shape(value, ())
+        np.testing.assert_allclose(value, -np.mean(np.diag(log_softmax)), rtol=1e-5)
+
+    def test_errors_name_the_problem(self):
+        with pytest.raises(ValueError, match=r"weights have shape \(3, 3\), expected \(4, 4\)"):
+            losses.weighted_locality_loss(jnp.zeros((4, 2)), jnp.zeros((3, 3)))
+        with pytest.raises(ValueError, match="must have the same shape"):
+            losses.infonce_loss(jnp.zeros((4, 2)), jnp.zeros((3, 2)))
+
+
+def test_episode_indices_are_distinct_classes_and_members():
+    y = np.repeat(np.arange(6), [12, 15, 20, 12, 30, 13])
+    table, counts = lrsc._class_table(y)
+    idx = np.asarray(lrsc.sample_episode_indices(jax.random.PRNGKey(0), jnp.asarray(table), jnp.asarray(counts),
+                                                 n_way=3, per_class=10, episodes=4))
+    assert idx.shape == (4, 3, 10)
+    for episode in idx:
+        classes = [set(y[row]) for row in episode]
+        assert all(len(c) == 1 for c in classes) and len(set.union(*classes)) == 3
+        assert all(len(set(row)) == 10 for row in episode)
+
+
+def _episode_setup():
+    model = ConvAutoencoder((8, 8, 1), (3,), (4,))
+    params = model.init(jax.random.PRNGKey(0), jnp.zeros((2, 8, 8, 1)))["params"]
+    x = jax.random.uniform(jax.random.PRNGKey(1), (3, 10, 8, 8, 1))
+    w = jax.vmap(lambda t: losses.heat_kernel_weights(t, row_normalize=True))(jax.random.normal(
+        jax.random.PRNGKey(2), (3, 10, 5)))
+    return model, params, (x, w, x[::-1], w[::-1])
+
+
+def test_meta_loss_vmap_equals_sequential_and_first_order_differs():
+    model, params, episodes = _episode_setup()
+    preset = lrsc.LRSCPreset(inner_lr=1e-2)
+    batched = lrsc.meta_loss(model, preset, params, episodes)
+    sequential = lrsc.meta_loss(model, preset.replace(vmap_episodes=False), params, episodes)
+    np.testing.assert_allclose(batched, sequential, rtol=1e-5)
+    second = jax.grad(lambda p: lrsc.meta_loss(model, preset, p, episodes))(params)
+    first = jax.grad(lambda p: lrsc.meta_loss(model, preset.replace(first_order=True), p, episodes))(params)
+    leaves = [(np.asarray(a), np.asarray(b)) for a, b in zip(jax.tree.leaves(second), jax.tree.leaves(first))]
+    assert all(np.all(np.isfinite(a)) and np.all(np.isfinite(b)) for a, b in leaves)
+    assert any(not np.allclose(a, b) for a, b in leaves)
+
+
+def test_meta_step_lowers_the_meta_loss():
+    model, params, episodes = _episode_setup()
+    preset = lrsc.LRSCPreset(meta_lr=1e-2)
+    import optax
+    optimizer = optax.adam(preset.meta_lr)
+    before = float(lrsc.meta_loss(model, preset, params, episodes))
+    state = optimizer.init(params)
+    p = jax.tree.map(jnp.array, params)
+    for _ in range(5):
+        p, state, _ = lrsc.meta_step(model, preset, optimizer, p, state, episodes)
+    assert float(lrsc.meta_loss(model, preset, p, episodes)) < before
+
+
+def test_split_external_by_classes():
+    ds = data.load("digits")
+    target, ext = cli.split_external(ds, [0, 1, 2, 3, 4])
+    assert set(np.unique(target.y)) == set(range(5)) and len(target.y) + len(ext.y) == len(ds.y)
+    assert set(np.unique(ext.y)) == set(range(5, 10))
+    with pytest.raises(ValueError, match="needs external data"):
+        cli.split_external(ds, None)
+
+
+def test_lrsc_end_to_end_on_digits(capsys):
+    ds = data.load("digits")
+    target = ds.y < 3
+    small = dict(teacher_steps=20, meta_steps=3, pretrain_steps=60, finetune_steps=15, kernels=(3, 3),
+                 channels=(8, 16), n_way=3, shots=4, episodes=2)
+    model = jaxsc.LRSC(n_clusters=3, seed=0, **small).fit(ds.x[target][:150],
+                                                           external=(ds.x[~target], ds.y[~target]))
+    assert model.labels_.shape == (150,) and len(model.meta_history_) > 0
+    assert metrics.accuracy(ds.y[target][:150], model.labels_) > 0.6
+    assert model.seconds_["meta_step"] > 0
+    with pytest.raises(ValueError, match="differ in shape"):
+        jaxsc.LRSC(n_clusters=3).fit(ds.x[:20], external=(np.zeros((10, 4)), np.zeros(10)))
+    code = cli.main(["run", "--method", "lrsc", "--dataset", "digits", "--target-classes", "0-2", "--seeds", "0",
+                     "--quiet"] + [f"--set={k}={v}" for k, v in {**small, "kernels": [3, 3],
+                                                                  "channels": [8, 16]}.items()])
+    assert code == 0 and "lrsc digits[0,1,2] seed 0: ACC" in capsys.readouterr().out
