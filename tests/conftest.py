@@ -17,3 +17,14 @@ def _have(*relpaths: str) -> bool:
 def needs_data(*relpaths: str):
     """Skip unless the benchmark files ``relpaths`` (relative to the data dir) exist."""
     return pytest.mark.skipif(not _have(*relpaths), reason=f"benchmark data {relpaths} not found")
+
+
+def digits_subset(classes=(0, 1, 4), per_class=40):
+    """The first ``per_class`` images of each class of scikit-learn's digits, labels renumbered 0..K-1."""
+    import numpy as np
+
+    from jaxsc import data
+
+    ds = data.load("digits")
+    keep = np.concatenate([np.flatnonzero(ds.y == c)[:per_class] for c in classes])
+    return ds.x[keep], np.searchsorted(classes, ds.y[keep])

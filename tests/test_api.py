@@ -6,17 +6,11 @@ import pytest
 import jaxsc
 from jaxsc._src import cli
 from jaxsc import data, metrics
-from conftest import needs_data
-
-
-def _digits(classes=(0, 1, 4), per_class=40):
-    ds = data.load("digits")
-    keep = np.concatenate([np.flatnonzero(ds.y == c)[:per_class] for c in classes])
-    return ds.x[keep], np.searchsorted(classes, ds.y[keep])
+from conftest import digits_subset, needs_data
 
 
 def test_estimator_end_to_end():
-    x, y = _digits()
+    x, y = digits_subset()
     model = jaxsc.DSC(n_clusters=3, seed=0, pretrain_steps=300, finetune_steps=30)
     labels = model.fit_predict(x)
     assert labels.shape == (120,) and model.coef_.shape == (120, 120) and model.affinity_.shape == (120, 120)
@@ -28,7 +22,7 @@ def test_estimator_end_to_end():
 
 
 def test_functional_core_matches_estimator_pieces():
-    x, _ = _digits(per_class=10)
+    x, _ = digits_subset(per_class=10)
     preset = jaxsc.presets.derive_preset(x.shape[1:]).replace(pretrain_steps=5, finetune_steps=3)
     ae = jaxsc.pretrain(x, preset, verbose=False)
     fitted = jaxsc.fit(x, preset, ae, verbose=False)
@@ -38,7 +32,7 @@ def test_functional_core_matches_estimator_pieces():
 
 
 def test_bad_input_messages():
-    x, _ = _digits(per_class=5)
+    x, _ = digits_subset(per_class=5)
     with pytest.raises(ValueError, match="n_clusters must lie in 2..n = 15, got 16"):
         jaxsc.DSC(n_clusters=16, pretrain_steps=1, finetune_steps=1).fit(x)
     bad = x.copy()

@@ -6,6 +6,7 @@ import pytest
 from sklearn.neighbors import KNeighborsClassifier
 
 import jaxsc
+from conftest import digits_subset
 from jaxsc import data, losses, metrics, presets, train
 from jaxsc._src import api, cli
 from jaxsc._src.methods.out_of_sample import encode_in_batches, nearest_neighbor_labels
@@ -76,15 +77,9 @@ def test_methods_are_preset_changes():
         presets.get_preset("coil100", shape, "rgrl")
 
 
-def _digits(classes=(0, 1, 4), per_class=40):
-    ds = data.load("digits")
-    keep = np.concatenate([np.flatnonzero(ds.y == c)[:per_class] for c in classes])
-    return ds.x[keep], np.searchsorted(classes, ds.y[keep])
-
-
 @pytest.mark.parametrize("estimator", [jaxsc.RGRL, jaxsc.PSSC])
 def test_estimators_cluster_digits(estimator):
-    x, y = _digits()
+    x, y = digits_subset()
     model = estimator(n_clusters=3, seed=0, pretrain_steps=300, finetune_steps=30).fit(x)
     assert model.labels_.shape == (120,)
     assert metrics.accuracy(y, model.labels_) > 0.8
@@ -93,7 +88,7 @@ def test_estimators_cluster_digits(estimator):
 
 
 def test_fit_needs_n_clusters_for_a_head():
-    x, _ = _digits(per_class=5)
+    x, _ = digits_subset(per_class=5)
     preset = presets.get_preset(None, (8, 8, 1), "pssc")
     ae = api.pretrain(x, preset, steps=1, verbose=False)
     with pytest.raises(ValueError, match="pass n_clusters"):

@@ -1,5 +1,4 @@
 """The notebooks execute top to bottom (small settings: JAXSC_NOTEBOOK_QUICK=1)."""
-import os
 from pathlib import Path
 
 import nbformat

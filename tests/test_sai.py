@@ -8,7 +8,8 @@ from jax.test_util import check_grads
 from scipy.spatial.distance import cdist
 
 import jaxsc
-from jaxsc import data, losses, metrics, train
+from conftest import digits_subset
+from jaxsc import losses, metrics, train
 from jaxsc._src import cli
 from jaxsc.models import PoolConvAutoencoder
 
@@ -134,14 +135,8 @@ def test_stochastic_objective_gets_a_new_key_every_step_and_stop_check_stops():
     assert len(set(noises)) == 3
 
 
-def _digits(classes=(0, 1, 4), per_class=60):
-    ds = data.load("digits")
-    keep = np.concatenate([np.flatnonzero(ds.y == c)[:per_class] for c in classes])
-    return ds.x[keep], np.searchsorted(classes, ds.y[keep])
-
-
 def test_sai_clusters_digits_and_reports_its_baseline():
-    x, y = _digits()
+    x, y = digits_subset(per_class=60)
     model = jaxsc.SAI(n_clusters=3, variant="hoe", seed=0, batch_size=32, pretrain_epochs=40, max_epochs=15).fit(x)
     assert model.labels_.shape == (180,) and model.kmeans_labels_.shape == (180,)
     assert 1 <= model.epochs_ <= 15

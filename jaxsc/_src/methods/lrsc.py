@@ -231,7 +231,7 @@ def meta_train(model, ae_params, x_ext, y_ext, t_ext, preset: LRSCPreset, *, see
         weights = jax.vmap(lambda t: heat_kernel_weights(t, row_normalize=True))
         return x_ext[tr], weights(t_ext[tr]), x_ext[te], weights(t_ext[te])
 
-    history, start, timed = [], None, 0
+    history, start = [], None
     for step in range(preset.meta_steps):
         episodes = batch_of_episodes(jax.random.fold_in(key, step))
         params, opt_state, loss = meta_step(model, preset, optimizer, params, opt_state, episodes)
