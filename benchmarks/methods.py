@@ -18,14 +18,13 @@ process's peak resident memory.
 from __future__ import annotations
 
 import argparse
-import datetime
-import json
 import resource
 from pathlib import Path
 
+from _tables import RESULTS, load_rows, machine_lines, mean_std, save_result, seconds_per_seed
+
 from jaxsc._src.cli import run_experiment
 
-RESULTS = Path(__file__).parent / "results"
 SUITES = {"rgrl_pssc": ("RGRL and PSSC next to DSC-L2", ("dsc-l2", "rgrl", "rgrl-sc", "pssc", "pssc-l"),
                         ("coil20", "orl", "eyaleb", "mnist-1000")),
           "udll": ("UDLL next to DSC-L2", ("dsc-l2", "udll"), ("coil20", "orl", "eyaleb"))}
@@ -42,12 +41,8 @@ PAPER_ACC = {
 LARGE_SCALE_PAPER = {"rgrl": 0.9127, "pssc": 0.890}  # full 70k MNIST
 
 
-def _mean_std(summary, metric):
-    return f"{summary[metric]['mean']:.4f} ± {summary[metric]['std']:.4f}"
-
-
 def write_table(out_dir: Path, suite: str) -> Path:
-    rows = [json.loads(p.read_text()) for p in sorted((out_dir / suite).glob("*.json"))]
+    rows = load_rows(out_dir / suite)
     small = [r for r in rows if not r.get("subsample")]
     large = [r for r in rows if r.get("subsample")]
     lines = [f"# {SUITES[suite][0]}", "",
@@ -65,9 +60,9 @@ def write_table(out_dir: Path, suite: str) -> Path:
     for r in sorted(small, key=order):
         s = r["summary"]
         paper = PAPER_ACC.get(r["method"], {}).get(r["dataset"])
-        secs = sum(x["seconds"] for x in r["seeds"]) / len(r["seeds"])
-        lines.append(f"| {r['dataset']} (n={r['n']}) | {r['method']} | {len(r['seeds'])} | {_mean_std(s, 'acc')} | "
-                     f"{s['acc']['max']:.4f} | {_mean_std(s, 'nmi')} | {_mean_std(s, 'purity')} | "
+        secs = seconds_per_seed(r)
+        lines.append(f"| {r['dataset']} (n={r['n']}) | {r['method']} | {len(r['seeds'])} | {mean_std(s, 'acc')} | "
+                     f"{s['acc']['max']:.4f} | {mean_std(s, 'nmi')} | {mean_std(s, 'purity')} | "
                      f"{'%.4f' % paper if paper else '-'} | {r['preset']['finetune_steps']} | {secs:.0f} |")
     if large:
         lines += ["", "## Large scale: out-of-sample path on mnist-test", "",
@@ -79,23 +74,19 @@ def write_table(out_dir: Path, suite: str) -> Path:
                   "wall s/seed | peak RSS GiB |", "|---|---|---|---|---|---|---|---|---|---|---|"]
         for r in sorted(large, key=order):
             s = r["summary"]
-            secs = sum(x["seconds"] for x in r["seeds"]) / len(r["seeds"])
+            secs = seconds_per_seed(r)
             paper = LARGE_SCALE_PAPER.get(r["method"])
             lines.append(f"| {r['dataset']} | {r['method']} | {r['subsample']} | {r['n']} | {len(r['seeds'])} | "
-                         f"{_mean_std(s, 'acc')} | {s['acc']['max']:.4f} | {_mean_std(s, 'nmi')} | "
+                         f"{mean_std(s, 'acc')} | {s['acc']['max']:.4f} | {mean_std(s, 'nmi')} | "
                          f"{'%.4f' % paper if paper else '-'} | {secs:.0f} | {r['peak_rss_gib']:.2f} |")
-    machines = sorted({f"{r['machine']['platform']}, jax {r['machine']['jax']}, {r['machine']['devices']}"
-                       for r in rows})
-    lines += ["", "Machine(s): " + "; ".join(machines) + ".", "",
-              "Rows absent here were not run (see the closing notes); nothing is estimated.", ""]
+    lines += machine_lines(rows)
     path = out_dir / f"{suite}.md"
     path.write_text("\n".join(lines))
     return path
 
 
 def _save(out_dir: Path, suite: str, result: dict, name: str) -> None:
-    result["date"] = datetime.date.today().isoformat()
-    (out_dir / suite / f"{name}.json").write_text(json.dumps(result, indent=2))
+    save_result(result, out_dir / suite / f"{name}.json")
     print(f"table: {write_table(out_dir, suite)}", flush=True)
 
 

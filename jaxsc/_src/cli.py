@@ -28,10 +28,10 @@ LRSC_METHODS = {"lrsc": "l2", "lrsc-l1": "l1"}
 ALL_METHODS = sorted(METHODS) + sorted(SAI_METHODS) + sorted(LRSC_METHODS)
 
 
-def summarize(rows: list[dict]) -> dict:
+def summarize(rows: list[dict], metrics: tuple[str, ...] = REPORTED) -> dict:
     """mean, std (population) and max of every metric over seeds."""
     out = {}
-    for metric in REPORTED:
+    for metric in metrics:
         values = np.array([r[metric] for r in rows])
         out[metric] = {"mean": float(values.mean()), "std": float(values.std()), "max": float(values.max())}
     return out
@@ -161,7 +161,8 @@ def _run_sai(method: str, data, seeds, overrides: dict, pretrained: dict | None,
         baseline.append({"seed": seed, **base})
         print(f"{method} {data.name} seed {seed}: {_format(scores)} ({result.epochs} epochs, "
               f"{rows[-1]['seconds']:.1f}s) | DAE+k-means: {_format(base)}", flush=True)
-    summary, base_summary = summarize(rows), summarize(baseline)
+    with_precision = REPORTED + ("precision",)
+    summary, base_summary = summarize(rows, with_precision), summarize(baseline, with_precision)
     print(f"{method:>12} mean+-std: " + " ".join(f"{k.upper()} {summary[k]['mean']:.4f}+-{summary[k]['std']:.4f}"
                                                  for k in REPORTED), flush=True)
     return {"method": method, "dataset": data.name, "init": "dae", "subsample": None, "n": int(data.x.shape[0]),
