@@ -8,9 +8,14 @@
    jitted step against an eager PyTorch DSC-Net step of the same architecture and loss (written here from the
    paper's description), when torch is installed; otherwise that column says so.
 
-Writes ``benchmarks/results/speed_<device>.md``.
+3. Scaling (``--scaling N ...``): the DSC fine-tune step on MNIST-shaped data (28x28, RGRL's MNIST encoder)
+   for growing n: step time and XLA's memory plan of the compiled step (arguments + outputs + temporaries, from
+   ``compiled.memory_analysis()``), against the bytes of C alone.
 
-    python benchmarks/speed.py
+For n past ``jaxsc.cluster.LARGE_N`` the cluster stage row also times the iterative solver (randomized SVD, sparse
+top-k affinity, LOBPCG) beside the dense one. Writes ``benchmarks/results/speed_<device>.md``.
+
+    python benchmarks/speed.py --cluster-n 1000 1440 5000 10000 --scaling 1000 2000 5000 10000 20000
 """
 from __future__ import annotations
 
@@ -51,16 +56,44 @@ def cluster_case(n: int, repeats: int) -> dict:
     coef = np.linalg.solve(g + 0.1 * np.eye(len(x)), g).astype(np.float32)
     post = cluster.PostConfig(threshold=0.04, subspace_dim=12, power=8.0, add_identity=True)
     key = jax.random.PRNGKey(0)
-    start = time.perf_counter()
-    jax.block_until_ready(cluster.cluster_coefficients(coef, k, post, key))
-    first = time.perf_counter() - start
-    ours = best_of(lambda: jax.block_until_ready(cluster.cluster_coefficients(coef, k, post, key)), repeats)
     theirs = best_of(lambda: reference.cluster_reference(coef, k, 0.04, 12, 8.0, True), max(1, repeats // 2))
-    labels = np.asarray(cluster.cluster_coefficients(coef, k, post, key).labels)
     ref_labels, _ = reference.cluster_reference(coef, k, 0.04, 12, 8.0, True)
-    return {"n": len(x), "jaxsc_s": ours, "compile_s": first - ours, "reference_s": theirs,
-            "ratio": theirs / ours, "acc_jaxsc": metrics.accuracy(data.y, labels),
-            "acc_reference": metrics.accuracy(data.y, ref_labels)}
+    rows = []
+    for solver in ("dense", "iterative") if len(x) > cluster.LARGE_N else ("dense",):
+        cfg = post._replace(solver=solver)
+        start = time.perf_counter()
+        jax.block_until_ready(cluster.cluster_coefficients(coef, k, cfg, key))
+        first = time.perf_counter() - start
+        ours = best_of(lambda: jax.block_until_ready(cluster.cluster_coefficients(coef, k, cfg, key)), repeats)
+        labels = np.asarray(cluster.cluster_coefficients(coef, k, cfg, key).labels)
+        rows.append({"n": len(x), "solver": solver, "jaxsc_s": ours, "compile_s": first - ours,
+                     "reference_s": theirs, "ratio": theirs / ours, "acc_jaxsc": metrics.accuracy(data.y, labels),
+                     "acc_reference": metrics.accuracy(data.y, ref_labels)})
+    return rows
+
+
+def scaling_case(n: int, repeats: int) -> dict:
+    """Step time and the compiled step's memory plan for n MNIST-shaped samples."""
+    shape, kernels, channels = (28, 28, 1), (5, 3, 3), (15, 10, 5)
+    model = ConvAutoencoder(shape, kernels, channels)
+    x = jax.random.uniform(jax.random.PRNGKey(0), (n, *shape))
+    params = init_self_expressive_params(model.init(jax.random.PRNGKey(1), x[:2])["params"], n, 1e-8)
+    objective = SelfExpressiveObjective(model, 1.0, 1.0, 75.0)
+    state = TrainState(params, objective.optimizer().init(params), jnp.zeros((), jnp.int32),
+                       jnp.zeros((), jnp.int32), jnp.zeros(()), {k: jnp.zeros(()) for k in ("rec", "reg", "se")})
+    key = jax.random.PRNGKey(2)
+    compiled = train_step.lower(state, x, key, objective).compile()
+    memory = compiled.memory_analysis()
+    plan = None if memory is None else (memory.argument_size_in_bytes + memory.output_size_in_bytes
+                                        + memory.temp_size_in_bytes)
+    state = jax.block_until_ready(train_step(state, x, key, objective))
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        state = jax.block_until_ready(train_step(state, x, key, objective))
+        times.append(time.perf_counter() - start)
+    return {"n": n, "step_s": min(times), "plan_bytes": plan, "coef_bytes": 4 * n * n,
+            "temp_bytes": None if memory is None else memory.temp_size_in_bytes}
 
 
 def jax_step_time(n, shape, kernels, channels, repeats):
@@ -140,10 +173,11 @@ def step_case(name, n, shape, kernels, channels, repeats) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--cluster-n", type=int, nargs="+", default=[1440])
+    parser.add_argument("--scaling", type=int, nargs="*", default=[], metavar="N")
     parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args()
     device = jax.devices()[0]
-    rows_c = [cluster_case(n, args.repeats) for n in args.cluster_n]
+    rows_c = [row for n in args.cluster_n for row in cluster_case(n, args.repeats)]
     rows_s = [step_case("COIL20", 1440, (32, 32, 1), (3,), (15,), args.repeats),
               step_case("ORL", 400, (32, 32, 1), (3, 3, 3), (3, 3, 5), args.repeats)]
     lines = [f"# Speed on {device.platform} ({device.device_kind})", "",
@@ -151,11 +185,11 @@ def main() -> None:
              f"{platform.processor() or 'unknown CPU'}. Generated by `benchmarks/speed.py`; both sides measured in "
              "the same run, best of the repeats, compile time excluded (shown separately).", "",
              "## Cluster stage (threshold 0.04, subspace_dim 12, power 8, discretize; K = 20)", "",
-             "| n | jaxsc s | compile s | reference s | speed-up | ACC jaxsc | ACC reference |",
-             "|---|---|---|---|---|---|---|"]
+             "| n | solver | jaxsc s | compile s | reference s | speed-up | ACC jaxsc | ACC reference |",
+             "|---|---|---|---|---|---|---|---|"]
     for r in rows_c:
-        lines.append(f"| {r['n']} | {r['jaxsc_s']:.3f} | {r['compile_s']:.2f} | {r['reference_s']:.3f} | "
-                     f"{r['ratio']:.1f}x | {r['acc_jaxsc']:.4f} | {r['acc_reference']:.4f} |")
+        lines.append(f"| {r['n']} | {r['solver']} | {r['jaxsc_s']:.3f} | {r['compile_s']:.2f} | "
+                     f"{r['reference_s']:.3f} | {r['ratio']:.1f}x | {r['acc_jaxsc']:.4f} | {r['acc_reference']:.4f} |")
     lines += ["", "## DSC fine-tune step (full batch, Adam, loss rec + reg + 75 se)", "",
               "| shape | n | jaxsc s/step | compile s | PyTorch s/step | speed-up | PyTorch |", "|---|---|---|---|---|---|---|"]
     for r in rows_s:
@@ -163,6 +197,16 @@ def main() -> None:
         ratio = f"{r['ratio']:.2f}x" if r["ratio"] is not None else "-"
         lines.append(f"| {r['shape']} | {r['n']} | {r['jaxsc_s']:.3f} | {r['compile_s']:.2f} | {torch_s} | {ratio} | "
                      f"{r['torch']} |")
+    if args.scaling:
+        gib = 2.0 ** 30
+        lines += ["", "## Scaling: DSC fine-tune step on MNIST-shaped data (28x28, 5x5@15, 3x3@10, 3x3@5)", "",
+                  "XLA's plan for the compiled step: arguments (parameters, Adam state, data) + outputs + temporaries.",
+                  "", "| n | s/step | plan GiB | temporaries GiB | C alone GiB |", "|---|---|---|---|---|"]
+        for n in args.scaling:
+            r = scaling_case(n, max(2, args.repeats // 2))
+            plan = "-" if r["plan_bytes"] is None else f"{r['plan_bytes'] / gib:.2f}"
+            temp = "-" if r["temp_bytes"] is None else f"{r['temp_bytes'] / gib:.2f}"
+            lines.append(f"| {n} | {r['step_s']:.3f} | {plan} | {temp} | {r['coef_bytes'] / gib:.2f} |")
     lines.append("")
     text = "\n".join(lines)
     print(text)
