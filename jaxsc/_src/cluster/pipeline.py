@@ -45,6 +45,7 @@ class PostConfig(NamedTuple):
     neighbors: int = 32
 
     def validate(self) -> "PostConfig":
+        """``self``, or a ``ValueError`` naming the bad field."""
         if self.affinity not in AFFINITY_MODES:
             raise ValueError(f"unknown affinity {self.affinity!r}; choose one of {AFFINITY_MODES}")
         if self.assign not in ASSIGN_MODES:

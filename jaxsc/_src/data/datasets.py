@@ -214,6 +214,7 @@ def load(name: str, data_dir: str | os.PathLike | None = None, *, download: bool
 
 
 def names() -> list[str]:
+    """The registered dataset names, sorted."""
     return sorted(DATASETS)
 
 

@@ -60,6 +60,7 @@ def resolve_data_dir(data_dir: str | os.PathLike | None = None) -> Path:
 
 
 def sha256sum(path: Path, chunk: int = 1 << 20) -> str:
+    """Hex SHA-256 of a file, read ``chunk`` bytes at a time."""
     digest = hashlib.sha256()
     with open(path, "rb") as fh:
         for block in iter(lambda: fh.read(chunk), b""):

@@ -76,14 +76,17 @@ class DenoisingObjective:
     stochastic = True
 
     def loss(self, params, x, key):
+        """``(loss, terms)`` with a fresh corruption mask drawn from ``key``."""
         keep = jax.random.bernoulli(key, 1.0 - self.corruption, x.shape).astype(x.dtype)
         rec = reconstruction_loss(x, self.model.apply({"params": params}, x * keep))
         return rec, {"rec": rec}
 
     def optimizer(self):
+        """Adam at ``learning_rate``."""
         return optax.adam(self.learning_rate)
 
     def monitored(self, params):
+        """Nothing: SAI stops on assignment changes (``stop_check``)."""
         return None
 
 
@@ -104,16 +107,19 @@ class SAIObjective:
     direction: str = "prediction_first"
 
     def loss(self, params, x):
+        """``(KL per sample, terms)`` on a batch."""
         h = self.model.apply({"params": params["autoencoder"]}, x, method="encode")
         value = sai_loss(h, params["centres"], self.metric, self.power, self.stop_target,
                          self.direction) / x.shape[0]
         return value, {"kl": value}
 
     def optimizer(self):
+        """SGD with momentum and the staircase decay."""
         schedule = optax.exponential_decay(self.learning_rate, self.decay_steps, self.decay, staircase=True)
         return optax.sgd(schedule, momentum=self.momentum)
 
     def monitored(self, params):
+        """Nothing: SAI stops on assignment changes (``stop_check``)."""
         return None
 
 

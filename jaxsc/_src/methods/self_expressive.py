@@ -70,6 +70,7 @@ class ReconstructionObjective:
     bandwidth: float | None = None
 
     def loss(self, params, batch):
+        """``(loss, terms)`` on an array or ``{'x', 'teacher'}`` batch."""
         x, extras = _split_batch(batch)
         variables = {"params": params}
         z = self.model.apply(variables, x, method="encode")
@@ -79,9 +80,11 @@ class ReconstructionObjective:
         return self.w_rec * terms["rec"] + self.w_distill * terms.get("distill", 0.0), terms
 
     def optimizer(self):
+        """Adam at ``learning_rate``."""
         return optax.adam(self.learning_rate)
 
     def monitored(self, params):
+        """Nothing: no early stop."""
         return None
 
 
@@ -154,6 +157,7 @@ class SelfExpressiveObjective:
         return self.w_graph > 0 or self.w_label > 0
 
     def loss(self, params, batch):
+        """``(loss, terms)``: the weighted sum of the enabled terms and each term's value."""
         x, extras = _split_batch(batch)
         coef = params["coef"]
         z, zc, x_hat = self_expressive_forward(self.model, params, x, zero_diagonal=self.zero_diagonal,
@@ -185,11 +189,13 @@ class SelfExpressiveObjective:
         return sum(weights[k] * v for k, v in terms.items()), terms
 
     def optimizer(self):
+        """Adam with ``lr_coef`` for C and ``lr_net`` for everything else."""
         return optax.multi_transform({"net": optax.adam(self.lr_net), "coef": optax.adam(self.lr_coef)},
                                      lambda params: {k: jax.tree.map(lambda _: "coef" if k == "coef" else "net", v)
                                                      for k, v in params.items()})
 
     def monitored(self, params):
+        """C, watched by the early stop."""
         return params["coef"]
 
 

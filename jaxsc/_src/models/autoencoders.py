@@ -115,11 +115,13 @@ class MLPAutoencoder(nn.Module):
         return (self.latent_dim,)
 
     def encode(self, x: jax.Array) -> jax.Array:
+        """``(n, D)`` -> ``(n, latent_dim)``: ReLU hidden layers, linear embedding."""
         for layer in self.encoder_layers[:-1]:
             x = nn.relu(layer(x))
         return self.encoder_layers[-1](x)
 
     def decode(self, z: jax.Array) -> jax.Array:
+        """``(n, latent_dim)`` -> ``(n, D)``: ReLU hidden layers, linear output."""
         for layer in self.decoder_layers[:-1]:
             z = nn.relu(layer(z))
         return self.decoder_layers[-1](z)
@@ -162,12 +164,14 @@ class PoolConvAutoencoder(nn.Module):
         return (self.latent_dim,)
 
     def encode(self, x: jax.Array) -> jax.Array:
+        """``(n, H, W, C)`` -> ``(n, latent_dim)`` in (0, 1) (sigmoid embedding)."""
         for conv in self.enc_convs:
             x = nn.max_pool(nn.relu(conv(x)), (2, 2), strides=(2, 2))
         x = nn.relu(self.enc_dense[0](x.reshape(x.shape[0], -1)))
         return nn.sigmoid(self.enc_dense[1](x))
 
     def decode(self, z: jax.Array) -> jax.Array:
+        """``(n, latent_dim)`` -> ``(n, H, W, C)`` in (0, 1) (sigmoid output)."""
         h, w, _ = self.image_shape
         z = nn.relu(self.dec_dense[1](nn.relu(self.dec_dense[0](z))))
         z = z.reshape(z.shape[0], h // 4, w // 4, self.channels[-1])

@@ -29,6 +29,7 @@ class TeacherNet(nn.Module):
         self.head = nn.Dense(self.n_classes, kernel_init=init)
 
     def features(self, x: jax.Array) -> jax.Array:
+        """The penultimate layer: the features distilled into the student."""
         if x.ndim == 4:
             for conv in self.convs:
                 x = nn.relu(conv(x))
@@ -50,12 +51,15 @@ class ClassificationObjective:
     learning_rate: float = 1e-3
 
     def loss(self, params, batch):
+        """``(mean cross-entropy, terms)`` on a ``{'x', 'y'}`` batch."""
         logits = self.model.apply({"params": params}, batch["x"])
         value = jnp.mean(optax.softmax_cross_entropy_with_integer_labels(logits, batch["y"]))
         return value, {"ce": value}
 
     def optimizer(self):
+        """Adam at ``learning_rate``."""
         return optax.adam(self.learning_rate)
 
     def monitored(self, params):
+        """Nothing: no early stop."""
         return None
