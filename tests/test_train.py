@@ -107,3 +107,38 @@ def test_diverging_loss_raises():
     x = _images() * jnp.inf
     with pytest.raises(FloatingPointError, match="loss became"):
         train.train(train.ReconstructionObjective(model), ae, x, 2, log_every=1, verbose=False)
+
+
+def test_adam_compact_matches_adam_and_halves_the_state():
+    import optax
+
+    params = {"c": jax.random.normal(jax.random.PRNGKey(0), (6, 6))}
+    grad_fn = jax.grad(lambda p: jnp.sum(jnp.sin(p["c"]) ** 2))
+    reference, compact = optax.adam(1e-2), train.adam_compact(1e-2, jnp.float32)
+    p_ref, p_cmp = params, params
+    s_ref, s_cmp = reference.init(params), compact.init(params)
+    for _ in range(5):
+        u, s_ref = reference.update(grad_fn(p_ref), s_ref)
+        p_ref = optax.apply_updates(p_ref, u)
+        u, s_cmp = compact.update(grad_fn(p_cmp), s_cmp)
+        p_cmp = optax.apply_updates(p_cmp, u)
+    np.testing.assert_allclose(p_cmp["c"], p_ref["c"], rtol=1e-5, atol=1e-6)  # float32 state: the same Adam
+    bf16 = train.adam_compact(1e-2).init(params)
+    assert bf16.mu["c"].dtype == jnp.bfloat16 and bf16.nu["c"].dtype == jnp.bfloat16
+
+
+def test_compact_coef_state_shrinks_the_compiled_step():
+    model, ae = _autoencoder()
+    x = _images()
+    n = x.shape[0]
+    sizes = {}
+    for dtype in (None, "bfloat16"):
+        objective = train.SelfExpressiveObjective(model, coef_state_dtype=dtype)
+        params = train.init_self_expressive_params(ae, n, 1e-4)
+        opt_state = objective.optimizer().init(params)
+        sizes[dtype] = sum(leaf.nbytes for leaf in jax.tree.leaves(opt_state) if leaf.shape == (n, n))
+        out = train.train(objective, params, x, 3, verbose=False)
+        assert bool(jnp.all(jnp.isfinite(out.params["coef"])))
+    assert sizes["bfloat16"] * 2 == sizes[None]
+    with pytest.raises(ValueError, match="coef_state_dtype"):
+        train.SelfExpressiveObjective(model, coef_state_dtype="int8")

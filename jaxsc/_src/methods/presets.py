@@ -72,6 +72,7 @@ class Preset:
     w_distill: float = 0.0
     w_nce: float = 0.0
     nce_temperature: float = 0.5
+    coef_state_dtype: str | None = None
     finetune_steps: int = 100
     finetune_lr: float = 1e-3
     pretrain_steps: int = 3000

@@ -37,6 +37,7 @@ from jaxsc._src.losses.self_expression import self_expression_loss
 from jaxsc._src.models.autoencoders import flatten
 from jaxsc._src.models.classifier import classifier_probs, init_classifier
 from jaxsc._src.models.self_expression import init_coefficients, self_express
+from jaxsc._src.train.optimizers import adam_compact
 
 _MATMUL_DTYPES = {None: None, "float32": None, "bfloat16": jnp.bfloat16}
 
@@ -119,6 +120,8 @@ class SelfExpressiveObjective:
       w_distill, bandwidth: weight of LRSC's distillation sum_{i != j} W_ij ||z_i - z_j||^2 with the heat kernel
         W of teacher features given with the data (``bandwidth=None``: median squared distance).
       w_nce, nce_temperature: weight and temperature of LRSC's InfoNCE between Z and C Z.
+      coef_state_dtype: ``None`` (float32 Adam) or ``"bfloat16"``: C's Adam moments stored in bfloat16
+        (:func:`jaxsc.train.adam_compact`), two n x n float32 arrays fewer.
     """
 
     model: nn.Module
@@ -142,12 +145,15 @@ class SelfExpressiveObjective:
     bandwidth: float | None = None
     w_nce: float = 0.0
     nce_temperature: float = 0.5
+    coef_state_dtype: str | None = None
 
     def __post_init__(self):
         if self.penalty not in PENALTIES:
             raise ValueError(f"unknown penalty {self.penalty!r}; choose one of {sorted(PENALTIES)}")
         if self.matmul_dtype not in _MATMUL_DTYPES:
             raise ValueError(f"matmul_dtype must be one of {list(_MATMUL_DTYPES)}, got {self.matmul_dtype!r}")
+        if self.coef_state_dtype not in _MATMUL_DTYPES:
+            raise ValueError(f"coef_state_dtype must be one of {list(_MATMUL_DTYPES)}, got {self.coef_state_dtype!r}")
         if self.graph_form not in PSEUDO_GRAPH_LOSSES:
             raise ValueError(f"unknown graph_form {self.graph_form!r}; choose one of {sorted(PSEUDO_GRAPH_LOSSES)}")
 
@@ -190,7 +196,9 @@ class SelfExpressiveObjective:
 
     def optimizer(self):
         """Adam with ``lr_coef`` for C and ``lr_net`` for everything else."""
-        return optax.multi_transform({"net": optax.adam(self.lr_net), "coef": optax.adam(self.lr_coef)},
+        coef = optax.adam(self.lr_coef) if self.coef_state_dtype is None else \
+            adam_compact(self.lr_coef, _MATMUL_DTYPES[self.coef_state_dtype])
+        return optax.multi_transform({"net": optax.adam(self.lr_net), "coef": coef},
                                      lambda params: {k: jax.tree.map(lambda _: "coef" if k == "coef" else "net", v)
                                                      for k, v in params.items()})
 
