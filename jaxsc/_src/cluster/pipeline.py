@@ -30,7 +30,9 @@ class PostConfig(NamedTuple):
       n_init: k-means restarts when ``assign="kmeans"``.
       solver: ``"dense"`` (eigh of S and of the n x n affinity), ``"iterative"`` (randomized SVD, a sparse top-k
         affinity and LOBPCG: :mod:`jaxsc.cluster.large`; svd affinity only), or ``"auto"``: iterative when
-        n > ``LARGE_N``.
+        n > ``LARGE_N``. The default is dense: on K = 20 synthetic subspaces at n = 5000 the iterative path
+        lost the partition (``benchmarks/results/speed_cpu.md``); it matches the dense path on the tested
+        small problems.
       neighbors: entries kept per row of the affinity by the iterative solver.
     """
 
@@ -41,7 +43,7 @@ class PostConfig(NamedTuple):
     affinity: str = "svd"
     assign: str = "discretize"
     n_init: int = 10
-    solver: str = "auto"
+    solver: str = "dense"
     neighbors: int = 32
 
     def validate(self) -> "PostConfig":
