@@ -37,6 +37,16 @@ def summarize(rows: list[dict], metrics: tuple[str, ...] = REPORTED) -> dict:
     return out
 
 
+def _machine() -> dict:
+    return {"platform": platform.platform(), "processor": platform.processor(), "jax": jax.__version__,
+            "devices": [str(d) for d in jax.devices()]}
+
+
+def _print_summary(label: str, summary: dict) -> None:
+    print(f"{label:>12} mean+-std: " + " ".join(f"{k.upper()} {summary[k]['mean']:.4f}+-{summary[k]['std']:.4f}"
+                                                for k in REPORTED), flush=True)
+
+
 def _format(metrics: dict) -> str:
     return " ".join(f"{k.upper()} {metrics[k]:.4f}" for k in REPORTED)
 
@@ -135,8 +145,7 @@ def run_experiment(method: str, dataset: str, seeds: list[int], *, data_dir=None
     return {"method": method, "dataset": dataset, "init": init, "subsample": subsample, "n": int(data.x.shape[0]),
             "n_clusters": data.n_clusters, "preset": _preset_json(preset),
             "seeds": rows, "summary": summary, "kmeans_raw": {"seeds": baseline, "summary": base_summary},
-            "machine": {"platform": platform.platform(), "processor": platform.processor(),
-                        "jax": jax.__version__, "devices": [str(d) for d in jax.devices()]}}
+            "machine": _machine()}
 
 
 def _run_sai(method: str, data, seeds, overrides: dict, pretrained: dict | None, verbose: bool) -> dict:
@@ -163,13 +172,11 @@ def _run_sai(method: str, data, seeds, overrides: dict, pretrained: dict | None,
               f"{rows[-1]['seconds']:.1f}s) | DAE+k-means: {_format(base)}", flush=True)
     with_precision = REPORTED + ("precision",)
     summary, base_summary = summarize(rows, with_precision), summarize(baseline, with_precision)
-    print(f"{method:>12} mean+-std: " + " ".join(f"{k.upper()} {summary[k]['mean']:.4f}+-{summary[k]['std']:.4f}"
-                                                 for k in REPORTED), flush=True)
+    _print_summary(method, summary)
     return {"method": method, "dataset": data.name, "init": "dae", "subsample": None, "n": int(data.x.shape[0]),
             "n_clusters": data.n_clusters, "preset": dataclasses.asdict(preset), "seeds": rows, "summary": summary,
             "dae_kmeans": {"seeds": baseline, "summary": base_summary},
-            "machine": {"platform": platform.platform(), "processor": platform.processor(),
-                        "jax": jax.__version__, "devices": [str(d) for d in jax.devices()]}}
+            "machine": _machine()}
 
 
 def split_external(data, target_classes, external=None):
@@ -203,14 +210,12 @@ def _run_lrsc(method: str, data, ext, seeds, overrides: dict, verbose: bool) -> 
                      **{f"seconds_{k}": v for k, v in result.seconds.items()}})
         print(f"{method} {data.name} seed {seed}: {_format(scores)} ({rows[-1]['seconds']:.1f}s)", flush=True)
     summary = summarize(rows)
-    print(f"{method:>12} mean+-std: " + " ".join(f"{k.upper()} {summary[k]['mean']:.4f}+-{summary[k]['std']:.4f}"
-                                                 for k in REPORTED), flush=True)
+    _print_summary(method, summary)
     return {"method": method, "dataset": data.name, "init": "lrsc", "subsample": None, "n": int(data.x.shape[0]),
             "n_external": int(ext.x.shape[0]), "n_clusters": data.n_clusters,
             "preset": {k: (v._asdict() if hasattr(v, "_asdict") else v) for k, v in dataclasses.asdict(preset).items()},
             "seeds": rows, "summary": summary,
-            "machine": {"platform": platform.platform(), "processor": platform.processor(),
-                        "jax": jax.__version__, "devices": [str(d) for d in jax.devices()]}}
+            "machine": _machine()}
 
 
 def _parse_classes(text: str) -> list[int]:

@@ -13,14 +13,21 @@ def euclidean_distance(h: jax.Array, w: jax.Array) -> jax.Array:
     return jnp.where(positive, jnp.sqrt(jnp.where(positive, sq, 1.0)), 0.0)
 
 
-def _unit_rows(v: jax.Array) -> jax.Array:
+def unit_rows(v: jax.Array) -> jax.Array:
+    """Rows scaled to unit L2 norm (zero rows stay zero)."""
     norm = jnp.linalg.norm(v, axis=-1, keepdims=True)
     return v / jnp.maximum(norm, jnp.finfo(v.dtype).tiny)
 
 
+def pairwise_sq_euclidean(a: jax.Array) -> jax.Array:
+    """``(n, n)`` matrix of ||a_i - a_j||^2 by the Gram expansion, clipped at 0."""
+    sq = jnp.sum(jnp.square(a), axis=1)
+    return jnp.maximum(sq[:, None] + sq[None, :] - 2.0 * (a @ a.T), 0.0)
+
+
 def cosine_distance(h: jax.Array, w: jax.Array) -> jax.Array:
     """z_ij = 1 - h_i . w_j / (||h_i|| ||w_j||)  (SAI Eq. 9)."""
-    return 1.0 - _unit_rows(h) @ _unit_rows(w).T
+    return 1.0 - unit_rows(h) @ unit_rows(w).T
 
 
 def correlation_distance(h: jax.Array, w: jax.Array) -> jax.Array:

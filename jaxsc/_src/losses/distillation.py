@@ -9,10 +9,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-
-def _sq_distances(a: jax.Array) -> jax.Array:
-    sq = jnp.sum(jnp.square(a), axis=1)
-    return jnp.maximum(sq[:, None] + sq[None, :] - 2.0 * (a @ a.T), 0.0)
+from jaxsc._src.losses.distances import pairwise_sq_euclidean, unit_rows
 
 
 def heat_kernel_weights(features: jax.Array, bandwidth: float | None = None,
@@ -24,7 +21,7 @@ def heat_kernel_weights(features: jax.Array, bandwidth: float | None = None,
     a weighted mean distance (on the scale of the other per-sample sums) rather than a sum over n^2 pairs.
     """
     t = features.reshape(features.shape[0], -1)
-    sq = _sq_distances(t)
+    sq = pairwise_sq_euclidean(t)
     off = 1.0 - jnp.eye(t.shape[0], dtype=sq.dtype)
     if bandwidth is None:
         bandwidth = jnp.maximum(jnp.nanmedian(jnp.where(off > 0, sq, jnp.nan)), jnp.finfo(sq.dtype).tiny)
@@ -46,16 +43,11 @@ def weighted_locality_loss(z: jax.Array, weights: jax.Array) -> jax.Array:
     return jnp.sum(degree * sq) - 2.0 * jnp.sum(z * (weights @ z))
 
 
-def _unit_rows(v: jax.Array) -> jax.Array:
-    norm = jnp.linalg.norm(v, axis=1, keepdims=True)
-    return v / jnp.maximum(norm, jnp.finfo(v.dtype).tiny)
-
-
 def infonce_loss(z: jax.Array, g: jax.Array, temperature: float = 0.5) -> jax.Array:
     """L = -(1/n) sum_i log( exp(<z_i, g_i>/s) / sum_j exp(<z_i, g_j>/s) ) with rows L2-normalised (Eq. 8):
     an n-way classifier that recognises g_i = (C Z)_i as the positive of z_i."""
     z, g = z.reshape(z.shape[0], -1), g.reshape(g.shape[0], -1)
     if z.shape != g.shape:
         raise ValueError(f"Z {z.shape} and G {g.shape} must have the same shape")
-    logits = _unit_rows(z) @ _unit_rows(g).T / temperature
+    logits = unit_rows(z) @ unit_rows(g).T / temperature
     return -jnp.mean(jnp.diagonal(jax.nn.log_softmax(logits, axis=1)))

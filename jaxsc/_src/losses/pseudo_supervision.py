@@ -5,6 +5,8 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
+from jaxsc._src.losses.distances import pairwise_sq_euclidean
+
 
 def pseudo_label_loss(probs: jax.Array, threshold: float = 0.8) -> jax.Array:
     """L_label = sum_i V_i CE(p_i, onehot(argmax p_i)) = -sum_i V_i log max_k p_ik,  V_i = [max_k p_ik >= thres]
@@ -14,11 +16,6 @@ def pseudo_label_loss(probs: jax.Array, threshold: float = 0.8) -> jax.Array:
     return -jnp.sum(mask * jnp.log(jnp.maximum(confidence, jnp.finfo(probs.dtype).tiny)))
 
 
-def _pairwise_sq_distances(p: jax.Array) -> jax.Array:
-    sq = jnp.sum(jnp.square(p), axis=1)
-    return jnp.maximum(sq[:, None] + sq[None, :] - 2.0 * (p @ p.T), 0.0)
-
-
 def pseudo_graph_contrastive(probs: jax.Array, similarity: jax.Array, margin: float = 1.0) -> jax.Array:
     """Paper form (contrastive Siamese loss with S as the soft "same" target), normalised per sample:
 
@@ -26,7 +23,7 @@ def pseudo_graph_contrastive(probs: jax.Array, similarity: jax.Array, margin: fl
 
     The paper names the loss but not its normalisation; 1/n makes it scale like the other per-sample sums.
     """
-    sq = _pairwise_sq_distances(probs)
+    sq = pairwise_sq_euclidean(probs)
     positive = sq > 1e-12  # sqrt has no usable gradient at 0 (e.g. the i = j pairs): treat those as d = 0
     dist = jnp.where(positive, jnp.sqrt(jnp.where(positive, sq, 1.0)), 0.0)
     pairs = similarity * sq + (1.0 - similarity) * jnp.square(jax.nn.relu(margin - dist))

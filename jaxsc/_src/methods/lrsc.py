@@ -37,6 +37,7 @@ from jaxsc._src.losses.coefficient import coefficient_penalty
 from jaxsc._src.losses.distillation import heat_kernel_weights, weighted_locality_loss
 from jaxsc._src.losses.reconstruction import reconstruction_loss
 from jaxsc._src.losses.self_expression import self_expression_loss
+from jaxsc._src.methods.out_of_sample import map_in_batches
 from jaxsc._src.methods.presets import Preset, checked_replace
 from jaxsc._src.methods.self_expressive import ReconstructionObjective
 from jaxsc._src.models.autoencoders import flatten
@@ -113,9 +114,13 @@ def train_teacher(x: np.ndarray, y: np.ndarray, n_classes: int, *, steps: int, b
     return model, out.params
 
 
+@partial(jax.jit, static_argnums=0)
+def _teacher_features(model, params, x):
+    return model.apply({"params": params}, x, method="features")
+
+
 def _features(model, params, x, batch: int = 2048) -> np.ndarray:
-    fn = jax.jit(lambda p, v: model.apply({"params": p}, v, method="features"))
-    return np.concatenate([np.asarray(fn(params, jnp.asarray(x[i:i + batch]))) for i in range(0, len(x), batch)])
+    return map_in_batches(lambda chunk: _teacher_features(model, params, chunk), np.asarray(x), batch)
 
 
 def teacher_features(x_ext, y_ext, x_target, *, steps: int, batch: int, seed: int,

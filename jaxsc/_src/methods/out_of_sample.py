@@ -53,15 +53,21 @@ def _encode(model: nn.Module, params, x):
     return model.apply({"params": params}, x, method="encode").reshape(x.shape[0], -1)
 
 
-def encode_in_batches(model: nn.Module, params, x: np.ndarray, batch: int = 4096) -> np.ndarray:
-    """Latent rows of every sample, ``batch`` samples per jitted call (the last batch is padded)."""
+def map_in_batches(fn, x: np.ndarray, batch: int) -> np.ndarray:
+    """``fn`` on ``batch`` rows of ``x`` at a time, the last batch zero-padded so every call has one shape
+    (one compilation); results concatenated on the host."""
     out = []
     for start in range(0, x.shape[0], batch):
         chunk = x[start:start + batch]
         pad = batch - chunk.shape[0] if x.shape[0] > batch else 0
         chunk = np.concatenate([chunk, np.zeros((pad, *chunk.shape[1:]), chunk.dtype)]) if pad else chunk
-        out.append(np.asarray(_encode(model, params, jnp.asarray(chunk)))[:batch - pad])
+        out.append(np.asarray(fn(jnp.asarray(chunk)))[:chunk.shape[0] - pad])
     return np.concatenate(out)
+
+
+def encode_in_batches(model: nn.Module, params, x: np.ndarray, batch: int = 4096) -> np.ndarray:
+    """Latent rows of every sample, ``batch`` samples per jitted call (the last batch is padded)."""
+    return map_in_batches(lambda chunk: _encode(model, params, chunk), x, batch)
 
 
 @jax.jit
@@ -75,13 +81,9 @@ def nearest_neighbor_labels(reference: np.ndarray, labels: np.ndarray, query: np
     """1-NN: for each query row, the label of the closest ``reference`` row (squared Euclidean), computed
     ``batch`` query rows at a time (memory O(batch * m))."""
     reference, labels = jnp.asarray(reference), np.asarray(labels)
-    idx = []
-    for start in range(0, query.shape[0], batch):
-        chunk = query[start:start + batch]
-        pad = batch - chunk.shape[0] if query.shape[0] > batch else 0
-        chunk = np.concatenate([chunk, np.zeros((pad, chunk.shape[1]), chunk.dtype)]) if pad else chunk
-        idx.append(np.asarray(_nearest(reference, jnp.asarray(chunk)))[:batch - pad])
-    return labels[np.concatenate(idx)] if idx else np.zeros((0,), labels.dtype)
+    if query.shape[0] == 0:
+        return np.zeros((0,), labels.dtype)
+    return labels[map_in_batches(lambda chunk: _nearest(reference, chunk), query, batch)]
 
 
 class LargeScaleResult(NamedTuple):
