@@ -21,9 +21,14 @@ SCRIPT = textwrap.dedent('''
     assert len(split.coef.sharding.device_set) == 8, split.coef.sharding
     assert split.coef.sharding.shard_shape(split.coef.shape) == (5, 40)
     labels = [np.asarray(jaxsc.cluster_coef(f.coef, 3, preset.post).labels).tolist() for f in (single, split)]
+    from jaxsc._src.api import build_objective
+    objective = build_objective(preset, jaxsc.build_autoencoder(preset, x.shape[1:]))
+    plans = [jaxsc.train.plan_train_memory(objective, single.params, x * preset.data_scale, mesh=m)
+             for m in (None, mesh)]
     print(json.dumps({"loss": [single.history[-1][1], split.history[-1][1]],
                       "coef_diff": float(np.abs(np.asarray(single.coef) - np.asarray(split.coef)).max()),
-                      "coef_scale": float(np.abs(np.asarray(single.coef)).max()), "labels": labels}))
+                      "coef_scale": float(np.abs(np.asarray(single.coef)).max()), "labels": labels,
+                      "plan_arguments": [p.argument_bytes for p in plans]}))
 ''')
 
 
@@ -37,3 +42,5 @@ def test_eight_host_devices_match_one():
     assert abs(single - split) <= 1e-4 * abs(single)
     assert result["coef_diff"] <= 1e-3 * result["coef_scale"]
     assert result["labels"][0] == result["labels"][1]
+    one, per_device = result["plan_arguments"]
+    assert 0 < per_device < one  # XLA's per-device plan holds a row block of C and its Adam moments

@@ -85,13 +85,14 @@ class FitResult(NamedTuple):
 
 def fit(x, preset: Preset, autoencoder_params: Any, *, n_clusters: int | None = None, seed: int = 0,
         steps: int | None = None, matmul_dtype: str | None = None, mesh=None, extras: dict | None = None,
-        verbose: bool = True) -> FitResult:
+        check_memory: bool = True, verbose: bool = True) -> FitResult:
     """Full-batch fine-tuning of the autoencoder and C (and PSSC's head) from pretrained ``autoencoder_params``.
 
     ``n_clusters`` is needed by presets with pseudo-supervision (the head has K outputs); ``seed`` initialises
     that head. ``mesh``: split C and its optimiser state by rows over these devices
     (:func:`jaxsc.train.shard_sample_matrices`). ``extras``: per-sample arrays passed with the data (e.g.
-    LRSC's ``{'teacher': features}``).
+    LRSC's ``{'teacher': features}``). ``check_memory``: see :func:`jaxsc.train.train` (a ``MemoryError`` with
+    the options that shrink the run, raised before C is allocated, when XLA's plan does not fit).
     """
     x = check_samples(x) * preset.data_scale
     model = build_autoencoder(preset, x.shape[1:])
@@ -114,7 +115,8 @@ def fit(x, preset: Preset, autoencoder_params: Any, *, n_clusters: int | None = 
         data = {**(data if isinstance(data, dict) else {"x": data}), **extras}
     steps = preset.finetune_steps if steps is None else steps
     result = train(objective, params, data, steps, early_stop=EarlyStop() if preset.early_stop else None,
-                   log_every=max(steps // 10, 1), verbose=verbose, desc="fine-tune", mesh=mesh)
+                   log_every=max(steps // 10, 1), verbose=verbose, desc="fine-tune", mesh=mesh,
+                   check_memory=check_memory)
     return FitResult(result.params, result.params["coef"], result.history, result.steps)
 
 

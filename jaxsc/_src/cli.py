@@ -156,7 +156,7 @@ def _run_sai(method: str, data, seeds, overrides: dict, pretrained: dict | None,
     for seed in seeds:
         start = time.perf_counter()
         key = (data.name, seed, preset.encoder, preset.latent_dim, preset.hidden, preset.corruption,
-               preset.pretrain_epochs, preset.tfidf)
+               preset.pretrain_epochs, preset.tfidf, preset.top_terms)
         params = None
         if pretrained is not None:
             if key not in pretrained:
@@ -282,7 +282,7 @@ def main(argv: list[str] | None = None) -> int:
                                 overrides=dict(args.overrides), subsample=args.subsample,
                                 plots=args.plots, external=args.external, target_classes=args.target_classes,
                                 verbose=not args.quiet)
-    except (ValueError, DataFileError) as err:
+    except (ValueError, DataFileError, MemoryError) as err:
         print(f"jaxsc: error: {err}", file=sys.stderr)
         return 2
     if args.out:

@@ -28,6 +28,9 @@ import optax
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
+from jaxsc._src.train.memory import (MemoryPlan, abstract, available_memory, check_train_memory, plan_from_compiled,
+                                     square_bytes)
+
 
 @dataclasses.dataclass(frozen=True)
 class EarlyStop:
@@ -109,28 +112,55 @@ def _aux_shape(objective, params, data, batch_size):
     return jax.eval_shape(lambda p, b: loss_fn(p, b)[1], params, batch)
 
 
-def shard_sample_matrices(tree, n: int, mesh: Mesh, axis: str | None = None):
-    """Place every ``(n, n)`` leaf of ``tree`` (C and its optimiser moments) split by rows over ``mesh``'s
-    ``axis`` (default: its first axis), and every other leaf replicated. ``n`` must be divisible by the axis size.
+def _initial_state(objective, params, data, batch_size) -> TrainState:
+    aux = jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), _aux_shape(objective, params, data, batch_size))
+    return TrainState(params, objective.optimizer().init(params), jnp.zeros((), jnp.int32),
+                      jnp.zeros((), jnp.int32), jnp.zeros((), jnp.float32), aux)
 
-    Works unchanged across hosts after ``jax.distributed.initialize()`` with a mesh over ``jax.devices()``.
-    """
+
+def sample_matrix_shardings(tree, n: int, mesh: Mesh, axis: str | None = None):
+    """A tree of shardings for ``tree``: every ``(n, n)`` leaf split by rows over ``mesh``'s ``axis`` (default:
+    its first axis), every other leaf replicated. ``n`` must be divisible by the axis size."""
     axis = mesh.axis_names[0] if axis is None else axis
     if n % mesh.shape[axis]:
         raise ValueError(f"n = {n} samples cannot be split evenly over {mesh.shape[axis]} devices on axis {axis!r}")
     rows, replicated = NamedSharding(mesh, P(axis, None)), NamedSharding(mesh, P())
+    return jax.tree.map(lambda leaf: rows if tuple(getattr(leaf, "shape", ())) == (n, n) else replicated, tree)
 
-    def place(leaf):
-        square = getattr(leaf, "shape", None) == (n, n)
-        return jax.device_put(leaf, rows if square else replicated)
 
-    return jax.tree.map(place, tree)
+def shard_sample_matrices(tree, n: int, mesh: Mesh, axis: str | None = None):
+    """Place every ``(n, n)`` leaf of ``tree`` (C and its optimiser moments) split by rows over ``mesh``'s
+    ``axis`` (default: its first axis), and every other leaf replicated (:func:`sample_matrix_shardings`).
+
+    Works unchanged across hosts after ``jax.distributed.initialize()`` with a mesh over ``jax.devices()``.
+    """
+    return jax.tree.map(jax.device_put, tree, sample_matrix_shardings(tree, n, mesh, axis))
+
+
+def plan_train_memory(objective, params, data, *, batch_size: int | None = None,
+                      early_stop: EarlyStop | None = None, mesh: Mesh | None = None) -> MemoryPlan:
+    """XLA's memory plan (:class:`jaxsc.train.MemoryPlan`, per device) of one step of
+    ``train(objective, params, data, ...)``, compiled on abstract arrays: ``params`` and ``data`` may be
+    ``jax.ShapeDtypeStruct`` trees, and nothing of their size is allocated."""
+    n = jax.tree.leaves(data)[0].shape[0]
+    batch_size = None if batch_size == n else batch_size
+    state = jax.eval_shape(lambda p, d: _initial_state(objective, p, d, batch_size), abstract(params),
+                           abstract(data))
+    state_a, data_a = abstract(state), abstract(data)
+    if mesh is not None:
+        state_a = abstract(state, sample_matrix_shardings(state, n, mesh))
+        data_a = abstract(data, sample_matrix_shardings(data, n, mesh))
+    key = jax.ShapeDtypeStruct((2,), jnp.uint32)
+    compiled = train_step.lower(state_a, data_a, key, objective, batch_size, early_stop).compile()
+    device = jax.devices()[0] if mesh is None else mesh.devices.flat[0]
+    per_device = 1 if mesh is None else mesh.devices.size
+    return plan_from_compiled(compiled, square_bytes(state, n) // per_device, device, available_memory(device))
 
 
 def train(objective, params, data, steps: int, *, key: jax.Array | None = None, batch_size: int | None = None,
           early_stop: EarlyStop | None = None, log_every: int = 50, verbose: bool = True,
           desc: str = "train", mesh: Mesh | None = None,
-          stop_check: Callable[[Any], bool] | None = None) -> TrainResult:
+          stop_check: Callable[[Any], bool] | None = None, check_memory: bool = True) -> TrainResult:
     """Run ``steps`` optimiser steps of ``objective`` from ``params``.
 
     Args:
@@ -148,6 +178,9 @@ def train(objective, params, data, steps: int, *, key: jax.Array | None = None, 
         data and the network are replicated (:func:`shard_sample_matrices`).
       stop_check: called with the parameters at every read (every ``log_every`` steps); returning ``True``
         stops training there (host-side rules such as SAI's assignment-change test).
+      check_memory: before allocating anything, when C and its optimiser state alone could take a quarter of the
+        free memory, compile the step on abstract arrays and raise a ``MemoryError`` with the options that shrink
+        it if XLA's plan does not fit (:func:`plan_train_memory`, :func:`jaxsc.train.check_train_memory`).
     """
     if steps < 0:
         raise ValueError(f"steps must be >= 0, got {steps}")
@@ -157,10 +190,14 @@ def train(objective, params, data, steps: int, *, key: jax.Array | None = None, 
     if batch_size == n:
         batch_size = None
     key = jax.random.PRNGKey(0) if key is None else key
+    if check_memory:
+        free = available_memory(None if mesh is None else mesh.devices.flat[0])
+        per_device = 1 if mesh is None else mesh.devices.size
+        if free is not None and 4 * square_bytes(params, n) / per_device > 0.25 * free:
+            check_train_memory(plan_train_memory(objective, params, data, batch_size=batch_size,
+                                                 early_stop=early_stop, mesh=mesh))
     params = jax.tree.map(jnp.array, params)  # own copies: the step donates them
-    aux = jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), _aux_shape(objective, params, data, batch_size))
-    state = TrainState(params, objective.optimizer().init(params), jnp.zeros((), jnp.int32),
-                       jnp.zeros((), jnp.int32), jnp.zeros((), jnp.float32), aux)
+    state = _initial_state(objective, params, data, batch_size)
     if mesh is not None:
         state = shard_sample_matrices(state, n, mesh)
         data = shard_sample_matrices(data, n, mesh)

@@ -1,0 +1,59 @@
+"""The memory plan of a training run: XLA's compiled plan on abstract arrays, and the clear failure."""
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from jaxsc import train
+from jaxsc._src.train import loop
+from jaxsc.models import ConvAutoencoder
+
+
+def _problem(n, coef_state_dtype=None):
+    model = ConvAutoencoder((8, 8, 1), (3,), (4,))
+    ae = model.init(jax.random.PRNGKey(0), jnp.zeros((2, 8, 8, 1)))["params"]
+    params = train.init_self_expressive_params(ae, n, 1e-4)
+    objective = train.SelfExpressiveObjective(model, 1.0, 1.0, 10.0, coef_state_dtype=coef_state_dtype)
+    x = jax.random.uniform(jax.random.PRNGKey(1), (n, 8, 8, 1))
+    return objective, params, x
+
+
+def test_plan_counts_coefficients_and_optimizer_state():
+    for dtype, per_entry in ((None, 12), ("bfloat16", 8)):  # C float32 + two Adam moments
+        objective, params, x = _problem(64, dtype)
+        plan = train.plan_train_memory(objective, params, x)
+        assert plan.square_bytes == per_entry * 64 * 64
+        assert plan.argument_bytes >= plan.square_bytes + x.size * 4
+        assert plan.peak_bytes >= plan.argument_bytes
+        assert plan.available_bytes is None or plan.available_bytes > 0
+
+
+def test_plan_needs_no_concrete_arrays_and_grows_with_n():
+    peaks = []
+    for n in (64, 256):
+        objective, params, x = _problem(n)
+        shapes = jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype), (params, x))
+        peaks.append(train.plan_train_memory(objective, *shapes).peak_bytes)
+    assert peaks[1] - peaks[0] >= 12 * (256 ** 2 - 64 ** 2)
+
+
+def test_check_names_the_bytes_and_the_options():
+    objective, params, x = _problem(32)
+    plan = train.plan_train_memory(objective, params, x)
+    assert train.check_train_memory(plan._replace(available_bytes=10 * plan.peak_bytes)) is not None
+    with pytest.raises(MemoryError, match=r"GiB.*--subsample.*mesh.*bfloat16"):
+        train.check_train_memory(plan._replace(available_bytes=plan.peak_bytes // 2))
+
+
+def test_train_refuses_a_run_that_does_not_fit(monkeypatch):
+    objective, params, x = _problem(48)
+    monkeypatch.setattr(loop, "available_memory", lambda device=None: 1000)
+    with pytest.raises(MemoryError, match="needs about"):
+        train.train(objective, params, x, 2, verbose=False)
+    result = train.train(objective, params, x, 2, verbose=False, check_memory=False)
+    assert result.steps == 2 and np.isfinite(result.history[-1][1])
+
+
+def test_available_memory_reads_this_machine():
+    free = train.available_memory()
+    assert free is None or free > 0
