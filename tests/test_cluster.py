@@ -133,3 +133,39 @@ def test_pipeline_bad_input():
         cluster.cluster_coefficients(c, 2, cluster.PostConfig(affinity="rbf"))
     with pytest.raises(ValueError, match="unknown assign mode"):
         cluster.cluster_coefficients(c, 2, cluster.PostConfig(assign="qr"))
+
+
+class TopEigenpairsTest(chex.TestCase):
+    @chex.variants(with_jit=True, without_jit=True)
+    def test_lobpcg_matches_numpy_eigh(self):
+        rng = np.random.default_rng(7)
+        basis, _ = np.linalg.qr(rng.standard_normal((120, 120)))
+        spectrum = np.concatenate([[3.0, 2.5, 2.0, 1.8], np.linspace(1.0, 0.0, 116)])
+        m = ((basis * spectrum) @ basis.T).astype(np.float32)
+        for method in cluster.EIGENSOLVERS:
+            values, vectors = self.variant(lambda a, key: cluster.top_eigenpairs(a, 4, method=method, key=key))(
+                jnp.asarray(m), jax.random.PRNGKey(0))
+            chex.assert_shape(vectors, (120, 4))
+            assert values.dtype == jnp.float32
+            np.testing.assert_allclose(values, spectrum[:4], rtol=1e-4)
+            np.testing.assert_allclose(np.abs(np.sum(np.asarray(vectors) * basis[:, :4], axis=0)), 1.0, atol=1e-3)
+
+    def test_falls_back_to_eigh_when_lobpcg_does_not_converge(self):
+        m = np.diag(np.linspace(2.0, 1.0, 60)).astype(np.float32)  # no gap: one LOBPCG step cannot converge
+        values, _ = cluster.top_eigenpairs(jnp.asarray(m), 3, method="lobpcg", iters=1)
+        np.testing.assert_allclose(values, np.linspace(2.0, 1.0, 60)[:3], rtol=1e-6)
+
+    def test_unknown_method(self):
+        with pytest.raises(ValueError, match="unknown eigensolver"):
+            cluster.top_eigenpairs(jnp.eye(30), 2, method="arpack")
+
+
+def test_randomized_solver_gives_the_dense_partition():
+    data = union_of_subspaces(6, 4, 60, 40, noise=0.05, seed=1)
+    c = _ridge_coefficients(data.x).astype(np.float32)
+    post = cluster.PostConfig(threshold=0.2, subspace_dim=4, power=4.0)
+    dense = cluster.cluster_coefficients(c, 6, post, jax.random.PRNGKey(0))
+    fast = cluster.cluster_coefficients(c, 6, post._replace(solver="randomized"), jax.random.PRNGKey(0))
+    assert metrics.ari(np.asarray(dense.labels), np.asarray(fast.labels)) == 1.0
+    assert metrics.accuracy(data.y, np.asarray(fast.labels)) == 1.0
+    chex.assert_equal_shape([dense.affinity, fast.affinity])

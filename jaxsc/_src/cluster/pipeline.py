@@ -13,7 +13,7 @@ from jaxsc._src.cluster.spectral import ASSIGN_MODES, assign_labels, spectral_cl
 from jaxsc._src.cluster.threshold import threshold_coefficients
 
 AFFINITY_MODES = ("svd", "simple")
-SOLVERS = ("auto", "dense", "iterative")
+SOLVERS = ("auto", "dense", "randomized", "iterative")
 LARGE_N = 4000  # above this, solver="auto" uses the iterative path
 
 
@@ -28,11 +28,12 @@ class PostConfig(NamedTuple):
       affinity: ``"svd"`` (SPEC section 2, steps 1-4) or ``"simple"`` ((|C| + |C|^T) / 2).
       assign: ``"discretize"`` (reference) or ``"kmeans"``.
       n_init: k-means restarts when ``assign="kmeans"``.
-      solver: ``"dense"`` (eigh of S and of the n x n affinity), ``"iterative"`` (randomized SVD, a sparse top-k
-        affinity and LOBPCG: :mod:`jaxsc.cluster.large`; svd affinity only), or ``"auto"``: iterative when
-        n > ``LARGE_N``. The default is dense: on K = 20 synthetic subspaces at n = 5000 the iterative path
-        lost the partition (``benchmarks/results/speed_cpu.md``); it matches the dense path on the tested
-        small problems.
+      solver: ``"dense"`` (eigh of S and of the n x n affinity), ``"randomized"`` (the top singular vectors of S
+        by randomized subspace iteration, approximate; the dense affinity; its top K eigenvectors by LOBPCG,
+        accepted only when its residuals pass, else eigh: :func:`jaxsc.cluster.top_eigenpairs`), ``"iterative"``
+        (randomized SVD, a sparse top-k
+        affinity and LOBPCG: :mod:`jaxsc.cluster.large`; svd affinity only; approximate), or ``"auto"``:
+        iterative when n > ``LARGE_N``, else dense.
       neighbors: entries kept per row of the affinity by the iterative solver.
     """
 
@@ -78,12 +79,15 @@ def _cluster(coef, n_clusters, post, key):
         vectors, sqrt_degree = sparse_spectral_embedding(index, value, n_clusters, eig_key)
         labels = assign_labels(vectors, sqrt_degree, n_clusters, assign_key, post.assign, post.n_init)
         return ClusterResult(labels.astype(jnp.int32), graph)
+    fast = post.solver == "randomized"
     if post.affinity == "svd":
         coef = threshold_coefficients(coef, post.threshold)
-        affinity = svd_affinity(coef, n_clusters, post.subspace_dim, post.power, post.add_identity)
+        affinity = svd_affinity(coef, n_clusters, post.subspace_dim, post.power, post.add_identity,
+                                subspace="randomized" if fast else "eigh", key=jax.random.fold_in(key, 2))
     else:
         affinity = simple_affinity(coef)
-    labels = spectral_clustering(affinity, n_clusters, key, post.assign, post.n_init)
+    labels = spectral_clustering(affinity, n_clusters, key, post.assign, post.n_init,
+                                 "lobpcg" if fast else "eigh")
     return ClusterResult(labels.astype(jnp.int32), affinity)
 
 

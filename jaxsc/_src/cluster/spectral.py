@@ -6,24 +6,31 @@ from functools import partial
 import jax
 import jax.numpy as jnp
 
+from jaxsc._src.cluster.eigen import top_eigenpairs
 from jaxsc._src.cluster.kmeans import kmeans
 
 ASSIGN_MODES = ("discretize", "kmeans")
 
 
-def spectral_embedding(affinity: jax.Array, n_clusters: int) -> tuple[jax.Array, jax.Array]:
+def spectral_embedding(affinity: jax.Array, n_clusters: int, eigensolver: str = "eigh",
+                       key: jax.Array | None = None) -> tuple[jax.Array, jax.Array]:
     """Top ``n_clusters`` eigenvectors of M = D^-1/2 W D^-1/2 and sqrt(degrees).
 
     W is the affinity with its diagonal ignored (as scipy's normalised Laplacian and scikit-learn do),
     D = diag(rowsum W); isolated nodes get degree 1. The top eigenvectors of M are the bottom ones of the
-    normalised Laplacian I - M. Returns ``(V (n, K), sqrt_degree (n,))``.
+    normalised Laplacian I - M. Returns ``(V (n, K), sqrt_degree (n,))``. ``eigensolver``: ``"eigh"`` or
+    ``"lobpcg"`` (:func:`jaxsc.cluster.top_eigenpairs` on M + I, started from sqrt(D), the top eigenvector of a
+    connected graph, and Gaussian columns from ``key``).
     """
     w = affinity * (1.0 - jnp.eye(affinity.shape[0], dtype=affinity.dtype))
     degree = jnp.sum(w, axis=1)
     sqrt_degree = jnp.where(degree > 0, jnp.sqrt(degree), 1.0)
     m = w / sqrt_degree[:, None] / sqrt_degree[None, :]
-    _, evecs = jnp.linalg.eigh(0.5 * (m + m.T))
-    return evecs[:, ::-1][:, :n_clusters], sqrt_degree
+    shifted = 0.5 * (m + m.T) + jnp.eye(m.shape[0], dtype=m.dtype)  # eigenvalues in [0, 2]
+    key = jax.random.PRNGKey(0) if key is None else key
+    start = jax.random.normal(key, (m.shape[0], n_clusters), m.dtype).at[:, 0].set(sqrt_degree)
+    _, vectors = top_eigenpairs(shifted, n_clusters, method=eigensolver, start=start)
+    return vectors, sqrt_degree
 
 
 def _normalize_rows(v: jax.Array) -> jax.Array:
@@ -65,17 +72,17 @@ def discretize(vectors: jax.Array, key: jax.Array, max_iter: int = 20) -> jax.Ar
     return labels
 
 
-@partial(jax.jit, static_argnames=("n_clusters", "assign", "n_init"))
+@partial(jax.jit, static_argnames=("n_clusters", "assign", "n_init", "eigensolver"))
 def spectral_clustering(affinity: jax.Array, n_clusters: int, key: jax.Array, assign: str = "discretize",
-                        n_init: int = 10) -> jax.Array:
+                        n_init: int = 10, eigensolver: str = "eigh") -> jax.Array:
     """Labels from a symmetric non-negative affinity.
 
     ``assign='discretize'``: Yu-Shi discretisation of D^-1/2 V (the reference DSC pipeline, scikit-learn's
     ``SpectralClustering(affinity='precomputed', assign_labels='discretize')``).
     ``assign='kmeans'``: Ng-Jordan-Weiss, k-means (``n_init`` vmapped k-means++ restarts) on the
-    row-normalised V.
+    row-normalised V. ``eigensolver``: see :func:`spectral_embedding`.
     """
-    vectors, sqrt_degree = spectral_embedding(affinity, n_clusters)
+    vectors, sqrt_degree = spectral_embedding(affinity, n_clusters, eigensolver, jax.random.fold_in(key, 1))
     return assign_labels(vectors, sqrt_degree, n_clusters, key, assign, n_init)
 
 
