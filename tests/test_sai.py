@@ -11,6 +11,7 @@ import jaxsc
 from conftest import digits_subset
 from jaxsc import losses, metrics, train
 from jaxsc._src import cli
+from jaxsc._src.methods.sai import tfidf
 from jaxsc.models import PoolConvAutoencoder
 
 
@@ -152,3 +153,19 @@ def test_sai_cli_shares_the_dae_between_variants(capsys):
         assert result["dae_kmeans"]["summary"]["acc"]["mean"] > 0.1
     assert len(shared) == 1
     assert "DAE+k-means" in capsys.readouterr().out
+
+
+def test_tfidf_matches_numpy_and_keeps_the_most_frequent_terms():
+    counts = np.array([[3, 0, 1, 0], [0, 2, 0, 5], [1, 1, 0, 4]], dtype=np.float64)
+
+    def reference(c):  # smooth idf, raw term counts, l2-normalised rows
+        idf = np.log((1 + c.shape[0]) / (1 + (c > 0).sum(axis=0))) + 1
+        w = c * idf
+        return w / np.linalg.norm(w, axis=1, keepdims=True)
+
+    np.testing.assert_allclose(tfidf(counts), reference(counts), rtol=1e-6)
+    top = tfidf(counts, top_terms=2)  # totals 4, 3, 1, 9: terms 0 and 3
+    np.testing.assert_allclose(top, reference(counts[:, [0, 3]]), rtol=1e-6)
+    assert top.dtype == np.float32
+    with pytest.raises(ValueError, match="top_terms"):
+        tfidf(counts, top_terms=0)
