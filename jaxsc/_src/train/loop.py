@@ -146,7 +146,7 @@ def plan_train_memory(objective, params, data, *, batch_size: int | None = None,
     batch_size = None if batch_size == n else batch_size
     state = jax.eval_shape(lambda p, d: _initial_state(objective, p, d, batch_size), abstract(params),
                            abstract(data))
-    state_a, data_a = abstract(state), abstract(data)
+    state_a, data_a = state, abstract(data)  # eval_shape already gave ShapeDtypeStructs
     if mesh is not None:
         state_a = abstract(state, sample_matrix_shardings(state, n, mesh))
         data_a = abstract(data, sample_matrix_shardings(data, n, mesh))
