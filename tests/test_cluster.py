@@ -160,6 +160,54 @@ class TopEigenpairsTest(chex.TestCase):
             cluster.top_eigenpairs(jnp.eye(30), 2, method="arpack")
 
 
+def _known_spectrum(n=150, top=(3.0, 2.5, 2.0, 1.8, 1.7), seed=7):
+    basis, _ = np.linalg.qr(np.random.default_rng(seed).standard_normal((n, n)))
+    spectrum = np.concatenate([top, np.linspace(1.0, -0.5, n - len(top))])
+    return ((basis * spectrum) @ basis.T).astype(np.float32), basis, spectrum
+
+
+class LOBPCGTest(chex.TestCase):
+    @chex.variants(with_jit=True, without_jit=True)
+    def test_matches_numpy_eigh(self):
+        m, basis, spectrum = _known_spectrum()
+        start = jax.random.normal(jax.random.PRNGKey(1), (150, 9))  # 5 wanted + 4 guard vectors
+        result = self.variant(lambda a, x: cluster.lobpcg(lambda v: a @ v, x, iters=200, rtol=1e-5, wanted=5))(
+            jnp.asarray(m), start)
+        chex.assert_shape(result.vectors, (150, 9))
+        chex.assert_shape(result.values, (9,))
+        assert result.vectors.dtype == jnp.float32
+        assert 0 < int(result.iterations) < 200 and float(result.residual) <= 1e-5
+        np.testing.assert_allclose(result.values[:5], spectrum[:5], rtol=1e-5)
+        np.testing.assert_allclose(np.abs(np.sum(np.asarray(result.vectors[:, :5]) * basis[:, :5], axis=0)), 1.0,
+                                   atol=1e-4)
+        np.testing.assert_allclose(np.asarray(result.vectors.T @ result.vectors), np.eye(9), atol=1e-4)
+
+    def test_exact_start_stops_at_once_without_nan(self):
+        m, basis, spectrum = _known_spectrum()
+        result = cluster.lobpcg(lambda v: jnp.asarray(m) @ v, jnp.asarray(basis[:, :3], jnp.float32), iters=50)
+        assert int(result.iterations) == 0
+        assert np.all(np.isfinite(np.asarray(result.vectors)))
+        np.testing.assert_allclose(result.values, spectrum[:3], rtol=1e-5)
+
+    def test_dependent_directions_are_dropped(self):
+        # An operator with only 3 distinct non-zero directions: R and P soon become dependent on X.
+        m, basis, _ = _known_spectrum()
+        low_rank = (basis[:, :3] * np.array([3.0, 2.0, 1.0])) @ basis[:, :3].T
+        result = cluster.lobpcg(lambda v: jnp.asarray(low_rank, jnp.float32) @ v,
+                                jax.random.normal(jax.random.PRNGKey(0), (150, 5)), iters=30, wanted=3)
+        assert np.all(np.isfinite(np.asarray(result.vectors)))
+        np.testing.assert_allclose(result.values[:3], [3.0, 2.0, 1.0], rtol=1e-4)
+
+
+def test_nonnegative_power_matches_numpy():
+    x = np.random.default_rng(0).standard_normal((20, 20)).astype(np.float32)
+    for power in (4.0, 2.5, 1):
+        expected = np.maximum(x, 0) ** power
+        np.testing.assert_allclose(cluster.nonnegative_power(jnp.asarray(x), power), expected, rtol=1e-5)
+    traced = jax.jit(cluster.nonnegative_power)(jnp.asarray(x), jnp.asarray(3.0))  # a traced exponent works too
+    np.testing.assert_allclose(traced, np.maximum(x, 0) ** 3, rtol=1e-5, atol=1e-6)
+
+
 def test_randomized_solver_gives_the_dense_partition():
     data = union_of_subspaces(6, 4, 60, 40, noise=0.05, seed=1)
     c = _ridge_coefficients(data.x).astype(np.float32)

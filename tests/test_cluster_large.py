@@ -25,8 +25,29 @@ def test_randomized_subspace_matches_eigh():
     u, sigma = cluster.randomized_top_subspace(sym, 13, jax.random.PRNGKey(0))
     u_ref, sigma_ref = cluster.top_singular_subspace(sym, 13)
     np.testing.assert_allclose(sigma[:12], sigma_ref[:12], rtol=1e-4)  # the 12 = 4 x 3 signal directions
-    np.testing.assert_allclose(sigma[12], sigma_ref[12], rtol=1e-2)  # the first noise direction, past the gap
+    np.testing.assert_allclose(sigma[12], sigma_ref[12], rtol=3e-2)  # the first noise direction, past the gap
     assert np.abs(_projector(u[:, :12]) - _projector(u_ref[:, :12])).max() < 1e-3
+
+
+def test_randomized_subspace_shift_finds_top_subspace_above_a_flat_bulk():
+    # S = I + B as with C - diag(C) + I: top 6 eigenvalues 1.5, the bulk in [0.8, 1.2]. Unshifted power steps
+    # separate 1.5 from 1.2 slowly; the shift by trace(S)/n = mean eigenvalue centres the bulk on 0.
+    rng = np.random.default_rng(3)
+    basis, _ = np.linalg.qr(rng.standard_normal((300, 300)))
+    spectrum = np.concatenate([np.full(6, 1.5), np.linspace(1.2, 0.8, 294)])
+    sym = jnp.asarray((basis * spectrum) @ basis.T, jnp.float32)
+    u, sigma = cluster.randomized_top_subspace(sym, 6, jax.random.PRNGKey(0), iters=8)
+    np.testing.assert_allclose(sigma, 1.5, rtol=1e-3)
+    assert np.abs(_projector(u) - _projector(basis[:, :6])).max() < 1e-2
+
+
+def test_randomized_subspace_of_a_rank_deficient_matrix_is_finite():
+    v = np.random.default_rng(4).standard_normal((80, 2)).astype(np.float32)
+    sym = jnp.asarray(v @ v.T)  # rank 2, asked for 5 triplets: the Cholesky shift keeps every step defined
+    u, sigma = cluster.randomized_top_subspace(sym, 5, jax.random.PRNGKey(0))
+    assert np.all(np.isfinite(np.asarray(u))) and np.all(np.isfinite(np.asarray(sigma)))
+    np.testing.assert_allclose(sigma[:2], np.sort(np.linalg.eigvalsh(v.T @ v))[::-1], rtol=1e-4)
+    assert np.all(np.asarray(sigma[2:]) < 1e-3 * float(sigma[0]))
 
 
 def test_topk_affinity_keeps_the_largest_entries():

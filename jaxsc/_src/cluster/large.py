@@ -17,24 +17,9 @@ from functools import partial
 import jax
 import jax.numpy as jnp
 from jax.experimental.sparse import BCOO
-from jax.experimental.sparse.linalg import lobpcg_standard
 
-
-def randomized_top_subspace(sym: jax.Array, rank: int, key: jax.Array, *, oversample: int = 10,
-                            iters: int = 4) -> tuple[jax.Array, jax.Array]:
-    """Top ``rank`` singular triplets ``(U, sigma)`` of a symmetric matrix (sigma = |eigenvalue|, descending),
-    by ``iters`` steps of randomized subspace iteration with ``oversample`` extra columns."""
-    n = sym.shape[0]
-    width = min(rank + oversample, n)
-    q, _ = jnp.linalg.qr(sym @ jax.random.normal(key, (n, width), sym.dtype))
-
-    def power(_, q):
-        return jnp.linalg.qr(sym @ q)[0]
-
-    q = jax.lax.fori_loop(0, iters, power, q)
-    evals, evecs = jnp.linalg.eigh(q.T @ (sym @ q))
-    top = jnp.argsort(-jnp.abs(evals))[:rank]
-    return q @ evecs[:, top], jnp.abs(evals[top])
+from jaxsc._src.cluster.affinity import nonnegative_power, svd_embedding
+from jaxsc._src.cluster.eigen import GUARD, lobpcg
 
 
 def topk_affinity(u: jax.Array, power: float, neighbors: int, block: int = 1024) -> tuple[jax.Array, jax.Array]:
@@ -46,7 +31,7 @@ def topk_affinity(u: jax.Array, power: float, neighbors: int, block: int = 1024)
 
     def one_block(start):
         idx = jax.lax.dynamic_slice(rows, (start,), (block,))
-        sim = jnp.maximum(u[jnp.minimum(idx, n - 1)] @ u.T, 0.0) ** power
+        sim = nonnegative_power(u[jnp.minimum(idx, n - 1)] @ u.T, power)
         sim = jnp.where(idx[:, None] == jnp.arange(n)[None, :], -1.0, sim)
         value, index = jax.lax.top_k(sim, neighbors)
         return index, jnp.maximum(value, 0.0)
@@ -65,10 +50,11 @@ def _sym_matvec(index, value, v):
 
 
 def sparse_spectral_embedding(index: jax.Array, value: jax.Array, n_clusters: int, key: jax.Array,
-                              iters: int = 200) -> tuple[jax.Array, jax.Array]:
+                              iters: int = 200, rtol: float = 1e-4) -> tuple[jax.Array, jax.Array]:
     """Top ``n_clusters`` eigenvectors of D^-1/2 W D^-1/2 for the sparse W = (A + A^T)/2, by LOBPCG, and
     sqrt(degrees) (isolated nodes get degree 1): the sparse counterpart of
-    :func:`jaxsc.cluster.spectral_embedding`."""
+    :func:`jaxsc.cluster.spectral_embedding`, by :func:`jaxsc.cluster.lobpcg` (``GUARD`` extra columns, at most
+    ``iters`` iterations, residuals below ``rtol``)."""
     n = index.shape[0]
     degree = _sym_matvec(index, value, jnp.ones((n,), value.dtype))
     sqrt_degree = jnp.where(degree > 0, jnp.sqrt(degree), 1.0)
@@ -76,9 +62,8 @@ def sparse_spectral_embedding(index: jax.Array, value: jax.Array, n_clusters: in
     def shifted(v):  # (M + I) v, eigenvalues in [0, 2]
         return _sym_matvec(index, value, v / sqrt_degree[:, None]) / sqrt_degree[:, None] + v
 
-    start = jax.random.normal(key, (n, n_clusters), value.dtype).at[:, 0].set(sqrt_degree)
-    _, vectors, _ = lobpcg_standard(shifted, start, m=iters)
-    return vectors, sqrt_degree
+    start = jax.random.normal(key, (n, n_clusters + GUARD), value.dtype).at[:, 0].set(sqrt_degree)
+    return lobpcg(shifted, start, iters=iters, rtol=rtol, wanted=n_clusters).vectors[:, :n_clusters], sqrt_degree
 
 
 @partial(jax.jit, static_argnames=("n_clusters", "subspace_dim", "power", "add_identity", "neighbors"))
@@ -87,13 +72,7 @@ def large_svd_affinity(coef: jax.Array, n_clusters: int, subspace_dim: int, powe
     """:func:`jaxsc.cluster.svd_affinity` for large n: randomized top subspace and a sparse top-k graph
     (``neighbors`` per row), returned as a BCOO matrix A (not yet symmetrised; W = (A + A^T)/2)."""
     n = coef.shape[0]
-    if add_identity:
-        coef = coef - jnp.diag(jnp.diagonal(coef)) + jnp.eye(n, dtype=coef.dtype)
-    rank = min(subspace_dim * n_clusters + 1, n - 1)
-    u, sigma = randomized_top_subspace(0.5 * (coef + coef.T), rank, key)
-    u = u * jnp.sqrt(sigma)[None, :]
-    norms = jnp.linalg.norm(u, axis=1, keepdims=True)
-    u = u / jnp.where(norms > 0, norms, 1.0)
+    u = svd_embedding(coef, n_clusters, subspace_dim, add_identity, subspace="randomized", key=key, iters=4)
     index, value = topk_affinity(u, power, min(neighbors, n - 1))
     rows = jnp.repeat(jnp.arange(n), index.shape[1])
     return BCOO((value.reshape(-1), jnp.stack([rows, index.reshape(-1)], axis=1)), shape=(n, n))

@@ -29,7 +29,8 @@ def spectral_embedding(affinity: jax.Array, n_clusters: int, eigensolver: str = 
     shifted = 0.5 * (m + m.T) + jnp.eye(m.shape[0], dtype=m.dtype)  # eigenvalues in [0, 2]
     key = jax.random.PRNGKey(0) if key is None else key
     start = jax.random.normal(key, (m.shape[0], n_clusters), m.dtype).at[:, 0].set(sqrt_degree)
-    _, vectors = top_eigenpairs(shifted, n_clusters, method=eigensolver, start=start)
+    _, vectors = top_eigenpairs(shifted, n_clusters, method=eigensolver, start=start,
+                                key=jax.random.fold_in(key, 1))
     return vectors, sqrt_degree
 
 
