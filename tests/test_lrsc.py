@@ -123,6 +123,10 @@ def test_lrsc_end_to_end_on_digits(capsys):
     assert model.seconds_["meta_step"] > 0
     with pytest.raises(ValueError, match="differ in shape"):
         jaxsc.LRSC(n_clusters=3).fit(ds.x[:20], external=(np.zeros((10, 4)), np.zeros(10)))
+    # Episodes that the external classes cannot fill fail before any training, naming the numbers.
+    with pytest.raises(ValueError, match="2 x shots = 20 samples; got 7 classes, the smallest with 12"):
+        few = np.concatenate([np.flatnonzero(ds.y == c)[:12] for c in range(3, 10)])
+        jaxsc.LRSC(n_clusters=3, shots=10).fit(ds.x[target][:30], external=(ds.x[few], ds.y[few]))
     code = cli.main(["run", "--method", "lrsc", "--dataset", "digits", "--target-classes", "0-2", "--seeds", "0",
                      "--quiet"] + [f"--set={k}={v}" for k, v in {**small, "kernels": [3, 3],
                                                                   "channels": [8, 16]}.items()])

@@ -213,13 +213,21 @@ def sample_episode_indices(key, table, counts, n_way: int, per_class: int, episo
     return jax.vmap(one)(jax.random.split(key, episodes))
 
 
+def check_episodes(counts: np.ndarray, preset: LRSCPreset) -> None:
+    """A ``ValueError`` unless the external data (``counts`` samples per class) can fill episodes of ``n_way``
+    classes with ``shots`` train and ``shots`` test samples each (every class is a candidate)."""
+    if len(counts) < preset.n_way or int(counts.min()) < 2 * preset.shots:
+        raise ValueError(f"meta-learning episodes need >= n_way = {preset.n_way} external classes, each with >= "
+                         f"2 x shots = {2 * preset.shots} samples; got {len(counts)} classes, the smallest with "
+                         f"{int(counts.min())}. Lower shots or n_way, or set meta=False.")
+
+
 def meta_train(model, ae_params, x_ext, y_ext, t_ext, preset: LRSCPreset, *, seed: int = 0,
                verbose: bool = True) -> tuple[Any, list, float]:
     """Alg. 1: returns the meta-learned autoencoder parameters, the loss history and seconds per meta-step
     (compilation excluded)."""
     table, counts = _class_table(np.asarray(y_ext))
-    if counts.min() < 2 * preset.shots or len(counts) < preset.n_way:
-        raise ValueError(f"episodes need {preset.n_way} classes with >= {2 * preset.shots} samples each")
+    check_episodes(counts, preset)
     x_ext, t_ext = jnp.asarray(x_ext), jnp.asarray(t_ext)
     table, counts = jnp.asarray(table), jnp.asarray(counts)
     optimizer = optax.adam(preset.meta_lr)
@@ -276,6 +284,8 @@ def fit_lrsc(x, n_clusters: int, x_external, y_external, preset: LRSCPreset = LR
     if y_ext.shape != (x_ext.shape[0],):
         raise ValueError(f"need one external label per external sample: {y_ext.shape} vs {x_ext.shape[0]}")
     api.check_n_clusters(n_clusters, x.shape[0])
+    if preset.meta:
+        check_episodes(_class_table(y_ext)[1], preset)
     target = preset.as_preset()
     model = api.build_autoencoder(target, x.shape[1:])
     seconds, history = {}, []
