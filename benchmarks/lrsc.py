@@ -67,9 +67,11 @@ def meta_timing(protocol: str, data_dir, steps: int = 20) -> list[str]:
     model = build_autoencoder(base.as_preset(), x_ext.shape[1:])
     params = model.init(jax.random.PRNGKey(0), jax.numpy.asarray(x_ext[:2]))["params"]
     no_teacher = np.zeros((len(x_ext), 1), np.float32)
-    lines = [f"| {protocol} | {base.episodes} x {base.n_way}-way {base.shots}-shot | " + " | ".join(
-        f"{meta_train(model, params, x_ext, y_ext, no_teacher, base.replace(vmap_episodes=vmap, first_order=first), verbose=False)[2]:.4f}"
-        for first in (False, True) for vmap in (True, False)) + " |"]
+    seconds = [meta_train(model, params, x_ext, y_ext, no_teacher,
+                          base.replace(vmap_episodes=vmap, first_order=first), verbose=False)[2]
+               for first in (False, True) for vmap in (True, False)]
+    lines = [f"| {protocol} | {base.episodes} x {base.n_way}-way {base.shots}-shot | "
+             + " | ".join(f"{s:.4f}" for s in seconds) + " |"]
     print(lines[-1], flush=True)
     return lines
 

@@ -14,7 +14,7 @@
 
 The cluster stage is timed with the solvers ``dense`` (eigh) and ``randomized`` (randomized top subspace, LOBPCG
 embedding), and past ``jaxsc.cluster.LARGE_N`` also ``iterative`` (sparse top-k affinity). Writes
-``benchmarks/results/speed_<device>.md``.
+``benchmarks/results/speed_<device>.md``; ``--sections`` re-measures some sections and keeps the others (each is dated).
 
     python benchmarks/speed.py --dscnet-port ../DSC-Net --cluster-n 1000 1440 5000 10000 \\
         --scaling 1000 2000 5000 10000 20000
@@ -208,65 +208,110 @@ def step_case(name: str, port, repeats: int) -> dict:
     return row
 
 
+SECTIONS = ("cluster", "step", "scaling")
+
+
+def cluster_section(rows: list) -> list[str]:
+    lines = [f"## Cluster stage (threshold {CLUSTER_POST.threshold}, subspace_dim {CLUSTER_POST.subspace_dim}, "
+             f"power {CLUSTER_POST.power:g}, C - diag(C) + I, discretize; K = 20 subspaces of dimension 5)", "",
+             f"Measured {datetime.date.today().isoformat()}.", "",
+             "| n | solver | jaxsc s | compile s | reference s | speed-up | ACC jaxsc | ACC reference |",
+             "|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        lines.append(f"| {r['n']} | {r['solver']} | {r['jaxsc_s']:.3f} | {r['compile_s']:.2f} | "
+                     f"{r['reference_s']:.3f} | {r['ratio']:.1f}x | {r['acc_jaxsc']:.4f} | {r['acc_reference']:.4f} |")
+    return lines
+
+
+def step_section(rows: list) -> list[str]:
+    lines = ["## DSC fine-tune step and whole fit against the PyTorch DSC-Net port", "",
+             f"Measured {datetime.date.today().isoformat()}. The port (github.com/XifengGuo/DSC-Net, run from a "
+             "checkout outside this repo, its model, loss and cluster stage as published) against jaxsc with the same "
+             "architecture, loss weights, n and epochs. Whole fit: fine-tune epochs + cluster stage, from a fresh "
+             "network on random data (pretraining excluded on both sides: the port has none), jaxsc's compilation "
+             "included.", "",
+             "| shape | n | epochs | jaxsc s/step | compile s | port s/step | step speed-up | jaxsc fit s | "
+             "port fit s | fit speed-up | PyTorch |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        measured = r["torch_s"] is not None
+        lines.append(f"| {r['shape']} | {r['n']} | {r['epochs']} | {r['jaxsc_s']:.3f} | {r['compile_s']:.2f} | "
+                     + (f"{r['torch_s']:.3f} | {r['torch_s'] / r['jaxsc_s']:.2f}x | {r['jaxsc_fit_s']:.1f} | "
+                        f"{r['torch_fit_s']:.1f} | {r['torch_fit_s'] / r['jaxsc_fit_s']:.2f}x | " if measured else
+                        f"- | - | {r['jaxsc_fit_s']:.1f} | - | - | ") + f"{r['torch']} |")
+    return lines
+
+
+def scaling_section(sizes: list, repeats: int) -> list[str]:
+    gib = 2.0 ** 30
+    lines = ["## Scaling: DSC fine-tune step on MNIST-shaped data (28x28, 5x5@15, 3x3@10, 3x3@5)", "",
+             f"Measured {datetime.date.today().isoformat()}. XLA's plan for the compiled step: arguments (parameters, "
+             "Adam state, data) + outputs + temporaries (outputs alias the donated arguments). `C state`: dtype of "
+             "C's Adam moments.", "", "| n | C state | s/step | plan GiB | temporaries GiB | C alone GiB |",
+             "|---|---|---|---|---|---|"]
+    for n in sizes:
+        for dtype in (None, "bfloat16"):
+            r = scaling_case(n, max(2, repeats // 2), dtype)
+            plan = "-" if r["plan_bytes"] is None else f"{r['plan_bytes'] / gib:.2f}"
+            temp = "-" if r["temp_bytes"] is None else f"{r['temp_bytes'] / gib:.2f}"
+            lines.append(f"| {n} | {dtype or 'float32'} | {r['step_s']:.3f} | {plan} | {temp} | "
+                         f"{r['coef_bytes'] / gib:.2f} |")
+    return lines
+
+
+def previous_sections(path: Path) -> dict:
+    """The ``## `` sections of an earlier result file, keyed like ``SECTIONS`` (to keep those not re-run)."""
+    if not path.exists():
+        return {}
+    titles = {"## Cluster stage": "cluster", "## DSC fine-tune step": "step", "## Scaling": "scaling"}
+    found = {}
+    for chunk in path.read_text().split("\n## ")[1:]:
+        chunk = "## " + chunk.strip()
+        for title, name in titles.items():
+            if chunk.startswith(title):
+                found[name] = chunk.splitlines()
+    return found
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sections", nargs="+", choices=SECTIONS, default=None,
+                        help="sections to measure (default: cluster and step, and scaling when --scaling is given); "
+                             "the others are kept from the existing result file, with the date they were measured")
     parser.add_argument("--cluster-n", type=int, nargs="+", default=[1440])
     parser.add_argument("--scaling", type=int, nargs="*", default=[], metavar="N")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--dscnet-port", type=Path, default=None,
                         help="a checkout of github.com/XifengGuo/DSC-Net outside this repo (needs torch)")
     args = parser.parse_args()
+    sections = args.sections or ["cluster", "step"] + (["scaling"] if args.scaling else [])
+    if "scaling" in sections and not args.scaling:
+        parser.error("--sections scaling needs --scaling N ...")
     device = jax.devices()[0]
-    port = None
-    if args.dscnet_port is not None:
-        try:
-            port = load_port(args.dscnet_port)
-        except ImportError as err:
-            print(f"PyTorch side not measured: {err}")
-    rows_s = [step_case(name, port, args.repeats) for name in STEP_CASES]
-    rows_c = [row for n in args.cluster_n for row in cluster_case(n, args.repeats)]
+    path = RESULTS / f"speed_{device.platform}.md"
+    built = previous_sections(path)
+    if "step" in sections:
+        port = None
+        if args.dscnet_port is not None:
+            try:
+                port = load_port(args.dscnet_port)
+            except ImportError as err:
+                print(f"PyTorch side not measured: {err}")
+        built["step"] = step_section([step_case(name, port, args.repeats) for name in STEP_CASES])
+    if "cluster" in sections:
+        built["cluster"] = cluster_section([row for n in args.cluster_n for row in cluster_case(n, args.repeats)])
+    if "scaling" in sections:
+        built["scaling"] = scaling_section(args.scaling, args.repeats)
     lines = [f"# Speed on {device.platform} ({device.device_kind})", "",
-             f"Date {datetime.date.today().isoformat()}, jax {jax.__version__}, {platform.platform()}, "
-             f"{platform.processor() or 'unknown CPU'}. Generated by `benchmarks/speed.py`; both sides measured in "
-             "the same run, best of the repeats, compile time excluded (shown separately).", "",
-             f"## Cluster stage (threshold {CLUSTER_POST.threshold}, subspace_dim {CLUSTER_POST.subspace_dim}, "
-             f"power {CLUSTER_POST.power:g}, C - diag(C) + I, discretize; K = 20 subspaces of dimension 5)", "",
-             "| n | solver | jaxsc s | compile s | reference s | speed-up | ACC jaxsc | ACC reference |",
-             "|---|---|---|---|---|---|---|---|"]
-    for r in rows_c:
-        lines.append(f"| {r['n']} | {r['solver']} | {r['jaxsc_s']:.3f} | {r['compile_s']:.2f} | "
-                     f"{r['reference_s']:.3f} | {r['ratio']:.1f}x | {r['acc_jaxsc']:.4f} | {r['acc_reference']:.4f} |")
-    lines += ["", "## DSC fine-tune step and whole fit against the PyTorch DSC-Net port", "",
-              "The port (github.com/XifengGuo/DSC-Net, run from a checkout outside this repo, its model, loss and "
-              "cluster stage as published) against jaxsc with the same architecture, loss weights, n and epochs. "
-              "Whole fit: fine-tune epochs + cluster stage, from a fresh network on random data (pretraining "
-              "excluded on both sides: the port has none), jaxsc's compilation included.", "",
-              "| shape | n | epochs | jaxsc s/step | compile s | port s/step | step speed-up | jaxsc fit s | "
-              "port fit s | fit speed-up | PyTorch |", "|---|---|---|---|---|---|---|---|---|---|---|"]
-    for r in rows_s:
-        measured = r["torch_s"] is not None
-        lines.append(f"| {r['shape']} | {r['n']} | {r['epochs']} | {r['jaxsc_s']:.3f} | {r['compile_s']:.2f} | "
-                     + (f"{r['torch_s']:.3f} | {r['torch_s'] / r['jaxsc_s']:.2f}x | {r['jaxsc_fit_s']:.1f} | "
-                        f"{r['torch_fit_s']:.1f} | {r['torch_fit_s'] / r['jaxsc_fit_s']:.2f}x | " if measured else
-                        f"- | - | {r['jaxsc_fit_s']:.1f} | - | - | ") + f"{r['torch']} |")
-    if args.scaling:
-        gib = 2.0 ** 30
-        lines += ["", "## Scaling: DSC fine-tune step on MNIST-shaped data (28x28, 5x5@15, 3x3@10, 3x3@5)", "",
-                  "XLA's plan for the compiled step: arguments (parameters, Adam state, data) + outputs + temporaries "
-                  "(outputs alias the donated arguments). `C state`: dtype of C's Adam moments.",
-                  "", "| n | C state | s/step | plan GiB | temporaries GiB | C alone GiB |", "|---|---|---|---|---|---|"]
-        for n in args.scaling:
-            for dtype in (None, "bfloat16"):
-                r = scaling_case(n, max(2, args.repeats // 2), dtype)
-                plan = "-" if r["plan_bytes"] is None else f"{r['plan_bytes'] / gib:.2f}"
-                temp = "-" if r["temp_bytes"] is None else f"{r['temp_bytes'] / gib:.2f}"
-                lines.append(f"| {n} | {dtype or 'float32'} | {r['step_s']:.3f} | {plan} | {temp} | "
-                             f"{r['coef_bytes'] / gib:.2f} |")
-    lines.append("")
-    text = "\n".join(lines)
+             f"jax {jax.__version__}, {platform.platform()}, {platform.processor() or 'unknown CPU'}. Generated by "
+             "`benchmarks/speed.py`; within a section both sides are measured in the same run, best of the repeats, "
+             "compile time excluded (shown separately). Each section gives the date it was measured."]
+    for name in SECTIONS:
+        if name in built:
+            lines += [""] + built[name]
+    text = "\n".join(lines + [""])
     print(text)
     RESULTS.mkdir(exist_ok=True)
-    (RESULTS / f"speed_{device.platform}.md").write_text(text)
+    path.write_text(text)
 
 
 if __name__ == "__main__":
