@@ -3,7 +3,7 @@ from jaxsc._src.losses.assignment import (KL_DIRECTIONS, SAI_VARIANTS, frequency
                                           sai_assignments, sai_loss, student_closeness)
 from jaxsc._src.losses.coefficient import coefficient_penalty, l1_penalty, l2_penalty
 from jaxsc._src.losses.distances import (DISTANCES, cityblock_distance, cosine_distance, correlation_distance,
-                                         euclidean_distance)
+                                         euclidean_distance, unit_rows)
 from jaxsc._src.losses.distillation import heat_kernel_weights, infonce_loss, weighted_locality_loss
 from jaxsc._src.losses.graph import (coefficient_similarity, laplacian_reconstruction_loss,
                                     normalized_adjacency_matmul)
@@ -19,4 +19,4 @@ __all__ = ["DISTANCES", "KL_DIRECTIONS", "PSEUDO_GRAPH_LOSSES", "SAI_VARIANTS", 
            "hinge_closeness", "infonce_loss", "l1_penalty", "l2_penalty", "laplacian_reconstruction_loss",
            "locality_loss", "normalized_adjacency_matmul", "pseudo_graph_contrastive", "pseudo_graph_hinge",
            "pseudo_label_loss", "reconstruction_loss", "sai_assignments", "sai_loss", "self_expression_loss",
-           "student_closeness", "weighted_locality_loss"]
+           "student_closeness", "unit_rows", "weighted_locality_loss"]

@@ -48,6 +48,17 @@ class DistillationTest(chex.TestCase):
         chex.assert_shape(value, ())
         np.testing.assert_allclose(value, -np.mean(np.diag(log_softmax)), rtol=1e-5)
 
+    def test_infonce_gradient_is_finite_with_a_zero_row(self):
+        # A sample whose latent code (or C Z row) is exactly zero, e.g. all ReLUs off: unit_rows keeps it zero
+        # and its gradient finite (the gradient of a plain norm is 0/0 there).
+        z, g = _rand(5, 3, seed=3), _rand(5, 3, seed=4)
+        z[2] = 0.0
+        grads = jax.grad(lambda a, b: losses.infonce_loss(a, b, 0.3), argnums=(0, 1))(jnp.asarray(z), jnp.asarray(g))
+        assert all(bool(jnp.all(jnp.isfinite(x))) for x in grads)
+        np.testing.assert_allclose(losses.unit_rows(jnp.asarray(z))[2], 0.0)
+        np.testing.assert_allclose(np.linalg.norm(losses.unit_rows(jnp.asarray(z)), axis=1)[[0, 1, 3, 4]], 1.0,
+                                   rtol=1e-6)
+
     def test_errors_name_the_problem(self):
         with pytest.raises(ValueError, match=r"weights have shape \(3, 3\), expected \(4, 4\)"):
             losses.weighted_locality_loss(jnp.zeros((4, 2)), jnp.zeros((3, 3)))

@@ -14,9 +14,11 @@ def euclidean_distance(h: jax.Array, w: jax.Array) -> jax.Array:
 
 
 def unit_rows(v: jax.Array) -> jax.Array:
-    """Rows scaled to unit L2 norm (zero rows stay zero)."""
-    norm = jnp.linalg.norm(v, axis=-1, keepdims=True)
-    return v / jnp.maximum(norm, jnp.finfo(v.dtype).tiny)
+    """Rows scaled to unit L2 norm; zero rows stay zero, with zero (not NaN) gradient: the norm is taken of a
+    squared sum that is replaced by 1 where it is 0, since d||v||/dv = v / ||v|| is 0/0 at v = 0."""
+    sq = jnp.sum(jnp.square(v), axis=-1, keepdims=True)
+    nonzero = sq > 0
+    return jnp.where(nonzero, v / jnp.sqrt(jnp.where(nonzero, sq, 1.0)), 0.0)
 
 
 def pairwise_sq_euclidean(a: jax.Array) -> jax.Array:
