@@ -30,6 +30,9 @@ def results_table() -> str:
     for r in sorted(_rows(), key=lambda r: (r["dataset"], r["method"], r["file"])):
         s = r["summary"]
         setting = f"sample {r['subsample']} of {r['n']}" if r.get("subsample") else f"{r['init']} (n={r['n']})"
+        if "protocol" in r:  # a class-split protocol (LRSC): its name, and the ablation row as the method
+            r = {**r, "dataset": r["protocol"], "method": f"{r['method']} {r['row']}"}
+            setting = f"{r['init']} (n={r['n']}, external {r['n_external']})"
         lines.append(f"| {r['dataset']} | {r['method']} | {setting} | {len(r['seeds'])} | "
                      f"{s['acc']['mean']:.4f} ± {s['acc']['std']:.4f} | {s['acc']['max']:.4f} | "
                      f"{s['nmi']['mean']:.4f} ± {s['nmi']['std']:.4f} | [{Path(r['file']).name}]({r['file']}) |")
