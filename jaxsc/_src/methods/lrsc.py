@@ -285,7 +285,7 @@ def fit_lrsc(x, n_clusters: int, x_external, y_external, preset: LRSCPreset = LR
         raise ValueError(f"need one external label per external sample: {y_ext.shape} vs {x_ext.shape[0]}")
     api.check_n_clusters(n_clusters, x.shape[0])
     if preset.meta:
-        check_episodes(_class_table(y_ext)[1], preset)
+        check_episodes(np.unique(y_ext, return_counts=True)[1], preset)
     target = preset.as_preset()
     model = api.build_autoencoder(target, x.shape[1:])
     seconds, history = {}, []
