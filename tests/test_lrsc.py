@@ -142,3 +142,24 @@ def test_lrsc_end_to_end_on_digits(capsys):
                      "--quiet"] + [f"--set={k}={v}" for k, v in {**small, "kernels": [3, 3],
                                                                   "channels": [8, 16]}.items()])
     assert code == 0 and "lrsc digits[0,1,2] seed 0: ACC" in capsys.readouterr().out
+
+
+def test_rows_that_distil_share_one_teacher_per_seed():
+    ds = data.load("digits")
+    target, ext = cli.split_external(ds, [0, 1, 2])
+    target = target._replace(x=target.x[:90], y=target.y[:90])
+    tiny = dict(teacher_steps=10, meta=False, pretrain_steps=20, finetune_steps=5, kernels=(3,), channels=(4,))
+    cache = {}
+    first = cli._run_lrsc("lrsc", target, ext, [0], {**tiny, "nce": False}, cache, verbose=False)["seeds"][0]
+    second = cli._run_lrsc("lrsc", target, ext, [0], tiny, cache, verbose=False)["seeds"][0]
+    assert len(cache) == 1 and not first["teacher_reused"] and second["teacher_reused"]
+    assert second["seconds_teacher"] == first["seconds_teacher"] > 0
+    # Features passed in give the run that computes them itself.
+    preset = lrsc.LRSCPreset().replace(**tiny)
+    own = lrsc.fit_lrsc(target.x, 3, ext.x, ext.y, preset, seed=0, verbose=False)
+    features = next(iter(cache.values()))[0]
+    given = lrsc.fit_lrsc(target.x, 3, ext.x, ext.y, preset, seed=0, verbose=False, teacher=features)
+    np.testing.assert_array_equal(own.labels, given.labels)
+    np.testing.assert_allclose(own.coef, given.coef, atol=1e-6)
+    with pytest.raises(ValueError, match="teacher features for 5 external"):
+        lrsc.fit_lrsc(target.x, 3, ext.x, ext.y, preset, teacher=(np.zeros((5, 8)), np.zeros((90, 8))))

@@ -17,7 +17,7 @@ from jaxsc._src.data.datasets import Dataset, availability, load, names
 from jaxsc._src.data.files import DataFileError
 from jaxsc._src.methods.out_of_sample import encode_in_batches, fit_large_scale, large_scale_preset
 from jaxsc._src.methods.presets import METHODS, PRESETS, get_preset
-from jaxsc._src.methods.lrsc import LRSCPreset, fit_lrsc
+from jaxsc._src.methods.lrsc import LRSCPreset, fit_lrsc, teacher_features
 from jaxsc._src.methods.sai import SAI_VARIANTS, fit_sai, get_sai_preset, pretrain_dae
 from jaxsc._src.metrics import evaluate
 from jaxsc._src.models.reference_weights import REFERENCE_WEIGHTS, load_reference_weights
@@ -86,7 +86,8 @@ def run_experiment(method: str, dataset: str, seeds: list[int], *, data_dir=None
     ``subsample``: the large-scale path (train on that many random points, label the rest by 1-NN in latent
     space). ``pretrained``: a dict shared between calls in which pretrained autoencoders are kept, keyed by
     dataset, seed and the preset's architecture and pretraining fields, so methods of one family that differ only
-    in their fine-tuning reuse one pretraining per seed. ``plots``: a directory for each seed's figures
+    in their fine-tuning reuse one pretraining per seed (LRSC rows that distil: one teacher per seed). ``plots``:
+    a directory for each seed's figures
     (:func:`jaxsc.plot.save_run_figures`). ``external`` / ``target_classes``: LRSC's external data, another
     dataset and/or the classes of ``dataset`` kept as the target (the other classes become external data).
     """
@@ -97,7 +98,7 @@ def run_experiment(method: str, dataset: str, seeds: list[int], *, data_dir=None
         if method not in LRSC_METHODS:
             raise ValueError("--target-classes and --external are LRSC options")
         data, ext = split_external(data, target_classes, None if external is None else load(external, data_dir))
-        return _run_lrsc(method, data, ext, seeds, overrides or {}, verbose)
+        return _run_lrsc(method, data, ext, seeds, overrides or {}, pretrained, verbose)
     if method in SAI_METHODS:
         return _run_sai(method, data, seeds, overrides or {}, pretrained, verbose)
     if subsample is None and not data.is_image:
@@ -199,15 +200,27 @@ def split_external(data, target_classes, external=None):
     return target, ext
 
 
-def _run_lrsc(method: str, data, ext, seeds, overrides: dict, verbose: bool) -> dict:
+def _run_lrsc(method: str, data, ext, seeds, overrides: dict, cache: dict | None, verbose: bool) -> dict:
     preset = LRSCPreset(penalty=LRSC_METHODS[method]).replace(**overrides)
     rows = []
     for seed in seeds:
         start = time.perf_counter()
-        result = fit_lrsc(data.x, data.n_clusters, ext.x, ext.y, preset, seed=seed, verbose=verbose)
+        teacher, shared = None, {}
+        if preset.distill and cache is not None:
+            key = ("teacher", data.name, data.x.shape, ext.x.shape, seed, preset.teacher_steps, preset.teacher_batch)
+            reused = key in cache
+            if not reused:
+                cache[key] = (teacher_features(ext.x, ext.y, data.x, steps=preset.teacher_steps,
+                                               batch=preset.teacher_batch, seed=seed, verbose=verbose),
+                              time.perf_counter() - start)
+            teacher = cache[key][0]
+            # the teacher's cost is recorded in every row that uses it; the wall time only where it was trained
+            shared = {"seconds_teacher": cache[key][1], "teacher_reused": reused}
+        result = fit_lrsc(data.x, data.n_clusters, ext.x, ext.y, preset, seed=seed, teacher=teacher,
+                          verbose=verbose)
         scores = evaluate(data.y, result.labels)
         rows.append({"seed": seed, **scores, "seconds": time.perf_counter() - start,
-                     **{f"seconds_{k}": v for k, v in result.seconds.items()}})
+                     **{f"seconds_{k}": v for k, v in result.seconds.items()}, **shared})
         print(f"{method} {data.name} seed {seed}: {_format(scores)} ({rows[-1]['seconds']:.1f}s)", flush=True)
     summary = summarize(rows)
     _print_summary(method, summary)

@@ -273,10 +273,14 @@ class LRSCResult(NamedTuple):
 
 
 def fit_lrsc(x, n_clusters: int, x_external, y_external, preset: LRSCPreset = LRSCPreset(), *, seed: int = 0,
-             verbose: bool = True) -> LRSCResult:
+             teacher: tuple[np.ndarray, np.ndarray] | None = None, verbose: bool = True) -> LRSCResult:
     """LRSC on target samples ``x`` with labelled external data ``(x_external, y_external)`` (module docstring).
     The external data must have the target's sample shape; its labels are used (by the teacher and to form
-    episodes), the target's never are."""
+    episodes), the target's never are.
+
+    ``teacher``: precomputed ``(external, target)`` features from :func:`teacher_features` with the preset's
+    ``teacher_steps``, ``teacher_batch`` and this ``seed`` (so ablation rows that distil share one teacher);
+    computed here when ``None`` and the preset distils."""
     x, x_ext = api.check_samples(x), api.check_samples(x_external)
     y_ext = np.asarray(y_external)
     if x.shape[1:] != x_ext.shape[1:]:
@@ -290,9 +294,13 @@ def fit_lrsc(x, n_clusters: int, x_external, y_external, preset: LRSCPreset = LR
     model = api.build_autoencoder(target, x.shape[1:])
     seconds, history = {}, []
     start = time.perf_counter()
-    needs_teacher = preset.distill
     t_ext = t_target = None
-    if needs_teacher:
+    if preset.distill and teacher is not None:
+        t_ext, t_target = (np.asarray(f, np.float32) for f in teacher)
+        if t_ext.shape[0] != x_ext.shape[0] or t_target.shape[0] != x.shape[0]:
+            raise ValueError(f"teacher features for {t_ext.shape[0]} external and {t_target.shape[0]} target "
+                             f"samples; the data has {x_ext.shape[0]} and {x.shape[0]}")
+    elif preset.distill:
         t_ext, t_target = teacher_features(x_ext, y_ext, x, steps=preset.teacher_steps, batch=preset.teacher_batch,
                                            seed=seed, verbose=verbose)
     seconds["teacher"] = time.perf_counter() - start
