@@ -35,7 +35,8 @@ def seconds_per_seed(result: dict) -> float:
 
 
 def add_common_arguments(parser) -> None:
-    """``--seeds`` (default 0..4), ``--data-dir`` and ``--table-only``."""
+    """``--seeds`` (default 0..4), ``--data-dir``, ``--table-only`` and ``--quiet``."""
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
+    parser.add_argument("--quiet", action="store_true", help="one line per seed instead of training progress")
     parser.add_argument("--data-dir", default=None)
     parser.add_argument("--table-only", action="store_true")

@@ -136,7 +136,8 @@ def main() -> None:
                 overrides = {**protocol_overrides, **ROWS[row], "vmap_episodes": not args.sequential_episodes,
                              "first_order": args.first_order}
                 result = run_experiment("lrsc", dataset, args.seeds, data_dir=args.data_dir, overrides=overrides,
-                                        target_classes=classes, pretrained=teachers)
+                                        target_classes=classes, pretrained=teachers,
+                                        verbose=not args.quiet)
                 result.update(protocol=protocol, row=row)
                 suffix = ("-sequential" if args.sequential_episodes else "") + (
                     "-first-order" if args.first_order and ROWS[row]["meta"] else "")

@@ -21,7 +21,7 @@ import argparse
 import resource
 from pathlib import Path
 
-from _tables import RESULTS, load_rows, machine_lines, mean_std, save_result, seconds_per_seed
+from _tables import RESULTS, add_common_arguments, load_rows, machine_lines, mean_std, save_result, seconds_per_seed
 
 from jaxsc._src.cli import run_experiment
 from jaxsc.cluster import LARGE_N
@@ -105,19 +105,17 @@ def main() -> None:
     parser.add_argument("--suite", choices=sorted(SUITES), default="rgrl_pssc")
     parser.add_argument("--datasets", nargs="+", default=None, help="default: the suite's datasets")
     parser.add_argument("--methods", nargs="+", default=None, help="default: the suite's methods")
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
-    parser.add_argument("--data-dir", default=None)
+    add_common_arguments(parser)
     parser.add_argument("--out-dir", type=Path, default=RESULTS)
     parser.add_argument("--large-scale", action="store_true")
     parser.add_argument("--sample-size", type=int, default=5000)
-    parser.add_argument("--table-only", action="store_true")
     args = parser.parse_args()
     _, suite_methods, suite_datasets = SUITES[args.suite]
     (args.out_dir / args.suite).mkdir(parents=True, exist_ok=True)
     if args.large_scale:
         for method in (args.methods or ("rgrl", "pssc")):
             result = run_experiment(method, "mnist-test", args.seeds, data_dir=args.data_dir,
-                                    subsample=args.sample_size, verbose=False)
+                                    subsample=args.sample_size, verbose=not args.quiet)
             result["peak_rss_gib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2 ** 20
             _save(args.out_dir, args.suite, result, f"mnist-test-{method}-m{args.sample_size}")
     elif not args.table_only:
@@ -125,7 +123,7 @@ def main() -> None:
             pretrained: dict = {}
             for method in args.methods or suite_methods:
                 result = run_experiment(method, dataset, args.seeds, data_dir=args.data_dir, pretrained=pretrained,
-                                        verbose=False)
+                                        verbose=not args.quiet)
                 _save(args.out_dir, args.suite, result, f"{dataset}-{method}")
     print(write_table(args.out_dir, args.suite).read_text())
 

@@ -15,10 +15,11 @@ import datetime
 import json
 from pathlib import Path
 
+from _tables import RESULTS, add_common_arguments
+
 from jaxsc._src.cli import run_experiment
 from jaxsc._src.models.reference_weights import REFERENCE_WEIGHTS
 
-RESULTS = Path(__file__).parent / "results"
 # DSC-L2 ACC as reported (RGRL paper, Table 4; DSC-Net paper for COIL20/ORL/EYaleB).
 PAPER_ACC = {"coil20": 0.9368, "orl": 0.8600, "eyaleb": 0.9733, "mnist-1000": 0.7500}
 TARGET_MEAN = {"coil20": 0.88, "orl": 0.80, "eyaleb": 0.90}
@@ -62,10 +63,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--datasets", nargs="+", default=list(DATASETS))
     parser.add_argument("--inits", nargs="+", default=["pretrain", "reference"])
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
-    parser.add_argument("--data-dir", default=None)
+    add_common_arguments(parser)
     parser.add_argument("--out-dir", type=Path, default=RESULTS)
-    parser.add_argument("--table-only", action="store_true")
     args = parser.parse_args()
     (args.out_dir / "dsc").mkdir(parents=True, exist_ok=True)
     if not args.table_only:
@@ -74,7 +73,7 @@ def main() -> None:
                 if init == "reference" and dataset not in REFERENCE_WEIGHTS:
                     continue
                 result = run_experiment("dsc-l2", dataset, args.seeds, data_dir=args.data_dir, init=init,
-                                        verbose=False)
+                                        verbose=not args.quiet)
                 result["date"] = datetime.date.today().isoformat()
                 (args.out_dir / "dsc" / f"{dataset}-{init}.json").write_text(json.dumps(result, indent=2))
                 print(f"table: {write_table(args.out_dir)}", flush=True)

@@ -58,7 +58,7 @@ def main() -> None:
             shared: dict = {}
             for method in args.variants:
                 result = run_experiment(method, dataset, args.seeds, data_dir=args.data_dir, overrides=overrides,
-                                        pretrained=shared, verbose=False)
+                                        pretrained=shared, verbose=not args.quiet)
                 result["setting"] = setting
                 save_result(result, RESULTS / "sai" / f"{setting}-{method}.json")
                 write_table()
