@@ -1,4 +1,5 @@
 import chex
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -40,32 +41,45 @@ def test_transpose_is_the_adjoint():
     np.testing.assert_allclose(lhs, rhs, rtol=1e-4)
 
 
-@pytest.mark.parametrize("hw,k", [((48, 42), 5), ((12, 11), 3), ((6, 5), 3), ((5, 3), 1), ((2, 1), 2)])
-def test_custom_gradients_match_autodiff_of_the_plain_convolutions(hw, k):
+def _lax_conv(x, kernel, stride=2):
+    return jax.lax.conv_general_dilated(x, kernel, (stride, stride), "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC"))
+
+
+@pytest.mark.parametrize("hw,k,stride", [((48, 42), 5, 2), ((12, 11), 3, 2), ((6, 5), 3, 2), ((5, 3), 1, 2),
+                                         ((2, 1), 2, 2), ((7, 6), 3, 1), ((4, 5), 2, 1)])
+def test_custom_kernel_gradients_match_autodiff_of_the_lax_convolutions(hw, k, stride):
     """same_conv and same_conv_transpose have hand-written kernel gradients (patches times the output
-    gradient); they must equal JAX's autodiff of the plain strided convolution and its linear transpose."""
+    gradient); they must equal JAX's autodiff of lax's convolution and of its linear transpose."""
     rng = np.random.default_rng(2)
     x = jnp.asarray(rng.standard_normal((3, *hw, 2)), jnp.float32)
     kernel = jnp.asarray(rng.standard_normal((k, k, 2, 4)), jnp.float32)
-    y = jnp.asarray(rng.standard_normal((3, -(-hw[0] // 2), -(-hw[1] // 2), 4)), jnp.float32)
+    y = jnp.asarray(rng.standard_normal((3, -(-hw[0] // stride), -(-hw[1] // stride), 4)), jnp.float32)
+
+    def lax_transpose(y, kernel):
+        return jax.linear_transpose(lambda v: _lax_conv(v, kernel, stride), x)(y)[0]
 
     def loss(conv, conv_t, x, y, kernel):
-        return jnp.sum(jnp.sin(conv(x, kernel))) + jnp.sum(jnp.cos(conv_t(y, kernel)) * x)
-
-    def plain_conv(x, kernel):
-        return jax.lax.conv_general_dilated(x, kernel, (2, 2), "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC"))
-
-    def plain_transpose(y, kernel):
-        return jax.linear_transpose(lambda v: plain_conv(v, kernel), x)(y)[0]
+        value = jnp.sum(jnp.sin(conv(x, kernel, stride)))
+        return value + (jnp.sum(jnp.cos(conv_t(y, kernel)) * x) if stride == 2 else 0.0)
 
     ours = jax.grad(lambda *a: loss(models.same_conv, lambda y, k: models.same_conv_transpose(y, k, hw), *a),
                     (0, 1, 2))(x, y, kernel)
-    reference = jax.grad(lambda *a: loss(plain_conv, plain_transpose, *a), (0, 1, 2))(x, y, kernel)
+    reference = jax.grad(lambda *a: loss(_lax_conv, lax_transpose, *a), (0, 1, 2))(x, y, kernel)
     for got, want in zip(ours, reference):
         chex.assert_trees_all_close(got, want, rtol=1e-4, atol=1e-4)
-    jitted = jax.jit(jax.grad(lambda k: jnp.sum(models.same_conv(x, k) ** 2)))(kernel)
-    chex.assert_trees_all_close(jitted, jax.grad(lambda k: jnp.sum(plain_conv(x, k) ** 2))(kernel), rtol=1e-4,
-                                atol=1e-4)
+    jitted = jax.jit(jax.grad(lambda k: jnp.sum(models.same_conv(x, k, stride) ** 2)))(kernel)
+    chex.assert_trees_all_close(jitted, jax.grad(lambda k: jnp.sum(_lax_conv(x, k, stride) ** 2))(kernel),
+                                rtol=1e-4, atol=1e-4)
+
+
+def test_same_conv_module_equals_flax_conv():
+    x = jnp.asarray(np.random.default_rng(3).standard_normal((2, 9, 8, 3)), jnp.float32)
+    ours = models.SameConv(5, 3, stride=2)
+    params = ours.init(jax.random.PRNGKey(0), x)
+    flax_conv = nn.Conv(5, (3, 3), strides=(2, 2), padding="SAME")
+    out = ours.apply(params, x)
+    chex.assert_shape(out, (2, 5, 4, 5))
+    chex.assert_trees_all_close(out, flax_conv.apply(params, x), rtol=1e-5, atol=1e-5)
 
 
 def test_conv_autoencoder_restores_48x42():

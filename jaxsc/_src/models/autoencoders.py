@@ -12,81 +12,13 @@ and the output.
 """
 from __future__ import annotations
 
-from functools import partial
 from typing import Sequence
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-_DIMENSIONS = ("NHWC", "HWIO", "NHWC")
-
-
-def _strided_same_conv(x, kernel):
-    return jax.lax.conv_general_dilated(x, kernel, (2, 2), "SAME", dimension_numbers=_DIMENSIONS)
-
-
-def _transposed_same_conv(y, kernel, out_hw):
-    x_shape = jax.ShapeDtypeStruct((y.shape[0], *out_hw, kernel.shape[2]), y.dtype)
-    (x,) = jax.linear_transpose(lambda x: _strided_same_conv(x, kernel), x_shape)(y)
-    return x
-
-
-def _kernel_gradient(x: jax.Array, dy: jax.Array, k: int) -> jax.Array:
-    """d<dy, same_conv(x, K)>/dK = sum over samples and output pixels of the input window times dy: the k x k
-    strided patches of the padded x as one (n h w, k k C) matrix times dy as (n h w, O). XLA's CPU backend
-    runs the convolution that autodiff would use here (right-hand side dilated by the stride) 3-10x slower."""
-    n, oh, ow, cout = dy.shape
-    h, w, cin = x.shape[1:]
-    th, tw = max((oh - 1) * 2 + k - h, 0), max((ow - 1) * 2 + k - w, 0)
-    x = jnp.pad(x, ((0, 0), (th // 2, th - th // 2 + 1), (tw // 2, tw - tw // 2 + 1), (0, 0)))
-    patches = jnp.concatenate([x[:, a:a + 2 * oh:2, b:b + 2 * ow:2] for a in range(k) for b in range(k)], axis=-1)
-    return (patches.reshape(-1, k * k * cin).T @ dy.reshape(-1, cout)).reshape(k, k, cin, cout)
-
-
-@jax.custom_vjp
-def same_conv(x: jax.Array, kernel: jax.Array) -> jax.Array:
-    """Stride-2 convolution with TensorFlow "SAME" padding; ``kernel`` is HWIO. The kernel gradient is
-    :func:`_kernel_gradient`."""
-    return _strided_same_conv(x, kernel)
-
-
-def _same_conv_fwd(x, kernel):
-    return _strided_same_conv(x, kernel), (x, kernel)
-
-
-def _same_conv_bwd(residuals, dy):
-    x, kernel = residuals
-    dx = _transposed_same_conv(dy, kernel, x.shape[1:3])
-    return dx, _kernel_gradient(x, dy, kernel.shape[0]).astype(kernel.dtype)
-
-
-same_conv.defvjp(_same_conv_fwd, _same_conv_bwd)
-
-
-@partial(jax.custom_vjp, nondiff_argnums=(2,))
-def same_conv_transpose(y: jax.Array, kernel: jax.Array, out_hw: tuple[int, int]) -> jax.Array:
-    """Transpose of :func:`same_conv` mapping ``y`` back to spatial size ``out_hw``.
-
-    ``kernel`` is the HWIO kernel of the forward convolution (I = channels produced here, O = channels of
-    ``y``), the layout of TensorFlow's ``conv2d_transpose`` filters. Gradients: d/dy is the forward
-    convolution of the output gradient g, d/dK is :func:`_kernel_gradient` of (g, y), since
-    <g, T_K y> = <conv_K g, y>.
-    """
-    return _transposed_same_conv(y, kernel, out_hw)
-
-
-def _same_conv_transpose_fwd(y, kernel, out_hw):
-    return _transposed_same_conv(y, kernel, out_hw), (y, kernel)
-
-
-def _same_conv_transpose_bwd(out_hw, residuals, g):
-    y, kernel = residuals
-    return _strided_same_conv(g, kernel), _kernel_gradient(g, y, kernel.shape[0]).astype(kernel.dtype)
-
-
-same_conv_transpose.defvjp(_same_conv_transpose_fwd, _same_conv_transpose_bwd)
-
+from jaxsc._src.models.conv import SameConv, same_conv, same_conv_transpose
 
 def conv_shapes(image_hw: tuple[int, int], n_layers: int) -> list[tuple[int, int]]:
     """Spatial sizes before each stride-2 "SAME" layer and after the last: ``[in, ceil(in/2), ...]``."""
@@ -202,13 +134,12 @@ class PoolConvAutoencoder(nn.Module):
         if h % 4 or w % 4:
             raise ValueError(f"PoolConvAutoencoder needs image sides divisible by 4, got {self.image_shape}")
         init = nn.initializers.xavier_uniform()
-        k = (self.kernel, self.kernel)
-        self.enc_convs = [nn.Conv(ch, k, padding="SAME", kernel_init=init) for ch in self.channels]
+        k = self.kernel
+        self.enc_convs = [SameConv(ch, k) for ch in self.channels]
         self.enc_dense = [nn.Dense(self.hidden, kernel_init=init), nn.Dense(self.latent_dim, kernel_init=init)]
         self.dec_dense = [nn.Dense(self.hidden, kernel_init=init),
                           nn.Dense((h // 4) * (w // 4) * self.channels[-1], kernel_init=init)]
-        self.dec_convs = [nn.Conv(self.channels[0], k, padding="SAME", kernel_init=init),
-                          nn.Conv(c, k, padding="SAME", kernel_init=init)]
+        self.dec_convs = [SameConv(self.channels[0], k), SameConv(c, k)]
 
     @property
     def latent_shape(self) -> tuple[int]:

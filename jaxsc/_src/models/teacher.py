@@ -9,6 +9,8 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from jaxsc._src.models.conv import SameConv
+
 
 class TeacherNet(nn.Module):
     """For images: 3x3 convs (``channels``, stride 2 every second layer, ReLU), global average pooling, a
@@ -22,8 +24,7 @@ class TeacherNet(nn.Module):
 
     def setup(self):
         init = nn.initializers.xavier_uniform()
-        self.convs = [nn.Conv(c, (3, 3), strides=(2, 2) if i % 2 else (1, 1), padding="SAME", kernel_init=init)
-                      for i, c in enumerate(self.channels)]
+        self.convs = [SameConv(c, 3, stride=2 if i % 2 else 1) for i, c in enumerate(self.channels)]
         self.dense = [nn.Dense(h, kernel_init=init) for h in self.hidden]
         self.feature = nn.Dense(self.feature_dim, kernel_init=init)
         self.head = nn.Dense(self.n_classes, kernel_init=init)
