@@ -72,6 +72,18 @@ def test_custom_kernel_gradients_match_autodiff_of_the_lax_convolutions(hw, k, s
                                 rtol=1e-4, atol=1e-4)
 
 
+def test_patch_kernel_gradient_equals_autodiff_on_any_backend():
+    """Off the CPU, same_conv differentiates lax's convolution; both kernel gradients agree."""
+    from jaxsc._src.models import conv
+    rng = np.random.default_rng(4)
+    x = jnp.asarray(rng.standard_normal((2, 9, 7, 3)), jnp.float32)
+    kernel = jnp.asarray(rng.standard_normal((3, 3, 3, 4)), jnp.float32)
+    for stride in (1, 2):
+        dy = jnp.asarray(rng.standard_normal((2, -(-9 // stride), -(-7 // stride), 4)), jnp.float32)
+        autodiff = jax.vjp(lambda k: _lax_conv(x, k, stride), kernel)[1](dy)[0]
+        chex.assert_trees_all_close(conv._patch_kernel_gradient(x, dy, 3, stride), autodiff, rtol=1e-4, atol=1e-4)
+
+
 def test_same_conv_module_equals_flax_conv():
     x = jnp.asarray(np.random.default_rng(3).standard_normal((2, 9, 8, 3)), jnp.float32)
     ours = models.SameConv(5, 3, stride=2)

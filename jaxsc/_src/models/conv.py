@@ -7,7 +7,9 @@ gradient is written out as one matrix product,
 
     dL/dK = P^T dY,  P = the k x k patches of the padded input at the output positions (n h w, k k C),
 
-and everything else (the forward convolution, the input gradient) stays XLA's.
+and everything else (the forward convolution, the input gradient) stays XLA's. P is a transient of k^2 times
+the input's size, so this is done on the CPU only; other backends (cuDNN) differentiate the convolution
+themselves.
 """
 from __future__ import annotations
 
@@ -37,7 +39,7 @@ def _lax_same_conv_transpose(y, kernel, out_hw, stride=2):
     return x
 
 
-def _kernel_gradient(x: jax.Array, dy: jax.Array, k: int, stride: int) -> jax.Array:
+def _patch_kernel_gradient(x: jax.Array, dy: jax.Array, k: int, stride: int) -> jax.Array:
     """d<dy, same_conv(x, K)>/dK for a k x k kernel: the patches matrix P (module docstring) times dy."""
     n, oh, ow, cout = dy.shape
     h, w, cin = x.shape[1:]
@@ -48,6 +50,13 @@ def _kernel_gradient(x: jax.Array, dy: jax.Array, k: int, stride: int) -> jax.Ar
     patches = jnp.concatenate([x[:, a:a + stride * (oh - 1) + 1:stride, b:b + stride * (ow - 1) + 1:stride]
                                for a in range(k) for b in range(k)], axis=-1)
     return (patches.reshape(-1, k * k * cin).T @ dy.reshape(-1, cout)).reshape(k, k, cin, cout)
+
+
+def _kernel_gradient(x: jax.Array, dy: jax.Array, kernel: jax.Array, stride: int) -> jax.Array:
+    """d<dy, same_conv(x, K)>/dK at ``kernel``: :func:`_patch_kernel_gradient` on the CPU, else autodiff."""
+    if jax.default_backend() == "cpu":
+        return _patch_kernel_gradient(x, dy, kernel.shape[0], stride).astype(kernel.dtype)
+    return jax.vjp(lambda k: _lax_same_conv(x, k, stride), kernel)[1](dy)[0]
 
 
 @partial(jax.custom_vjp, nondiff_argnums=(2,))
@@ -64,7 +73,7 @@ def _same_conv_fwd(x, kernel, stride):
 def _same_conv_bwd(stride, residuals, dy):
     x, kernel = residuals
     dx = _lax_same_conv_transpose(dy, kernel, x.shape[1:3], stride)
-    return dx, _kernel_gradient(x, dy, kernel.shape[0], stride).astype(kernel.dtype)
+    return dx, _kernel_gradient(x, dy, kernel, stride)
 
 
 same_conv.defvjp(_same_conv_fwd, _same_conv_bwd)
@@ -88,7 +97,7 @@ def _same_conv_transpose_fwd(y, kernel, out_hw):
 
 def _same_conv_transpose_bwd(out_hw, residuals, g):
     y, kernel = residuals
-    return _lax_same_conv(g, kernel, 2), _kernel_gradient(g, y, kernel.shape[0], 2).astype(kernel.dtype)
+    return _lax_same_conv(g, kernel, 2), _kernel_gradient(g, y, kernel, 2)
 
 
 same_conv_transpose.defvjp(_same_conv_transpose_fwd, _same_conv_transpose_bwd)
