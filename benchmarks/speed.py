@@ -288,10 +288,12 @@ def conv_case(case, repeats: int) -> dict:
         return jax.lax.conv_general_dilated(x, kernel, (stride, stride), "SAME",
                                             dimension_numbers=("NHWC", "HWIO", "NHWC"))
 
-    grads = {name: jax.jit(jax.grad(lambda kernel, conv=conv: jnp.sum(conv(x, kernel) * g)))
+    # x and g are arguments, not closed-over constants (XLA would constant-fold the convolutions)
+    grads = {name: jax.jit(jax.grad(lambda kernel, x, g, conv=conv: jnp.sum(conv(x, kernel) * g)))
              for name, conv in (("jaxsc", lambda x, k: same_conv(x, k, stride)), ("lax", lax_conv))}
-    out = {name: jax.block_until_ready(fn(kernel)) for name, fn in grads.items()}
-    times = {name: best_of(lambda fn=fn: jax.block_until_ready(fn(kernel)), repeats)[0] for name, fn in grads.items()}
+    out = {name: jax.block_until_ready(fn(kernel, x, g)) for name, fn in grads.items()}
+    times = {name: best_of(lambda fn=fn: jax.block_until_ready(fn(kernel, x, g)), repeats)[0]
+             for name, fn in grads.items()}
     error = float(jnp.max(jnp.abs(out["jaxsc"] - out["lax"])) / jnp.max(jnp.abs(out["lax"])))
     return {"model": model, "layer": layer, "shape": shape, "k": k, "cout": cout, "stride": stride,
             "jaxsc_s": times["jaxsc"], "lax_s": times["lax"], "error": error}
