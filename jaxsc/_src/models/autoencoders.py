@@ -20,6 +20,7 @@ import jax.numpy as jnp
 
 from jaxsc._src.models.conv import SameConv, same_conv, same_conv_transpose
 
+
 def conv_shapes(image_hw: tuple[int, int], n_layers: int) -> list[tuple[int, int]]:
     """Spatial sizes before each stride-2 "SAME" layer and after the last: ``[in, ceil(in/2), ...]``."""
     shapes = [tuple(image_hw)]
@@ -134,12 +135,11 @@ class PoolConvAutoencoder(nn.Module):
         if h % 4 or w % 4:
             raise ValueError(f"PoolConvAutoencoder needs image sides divisible by 4, got {self.image_shape}")
         init = nn.initializers.xavier_uniform()
-        k = self.kernel
-        self.enc_convs = [SameConv(ch, k) for ch in self.channels]
+        self.enc_convs = [SameConv(ch, self.kernel) for ch in self.channels]
         self.enc_dense = [nn.Dense(self.hidden, kernel_init=init), nn.Dense(self.latent_dim, kernel_init=init)]
         self.dec_dense = [nn.Dense(self.hidden, kernel_init=init),
                           nn.Dense((h // 4) * (w // 4) * self.channels[-1], kernel_init=init)]
-        self.dec_convs = [SameConv(self.channels[0], k), SameConv(c, k)]
+        self.dec_convs = [SameConv(self.channels[0], self.kernel), SameConv(c, self.kernel)]
 
     @property
     def latent_shape(self) -> tuple[int]:
