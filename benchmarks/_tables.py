@@ -5,6 +5,8 @@ import datetime
 import json
 from pathlib import Path
 
+from jaxsc._src.cli import summarize
+
 RESULTS = Path(__file__).parent / "results"
 
 
@@ -16,9 +18,39 @@ def load_rows(folder: Path) -> list[dict]:
     return [json.loads(p.read_text()) for p in sorted(folder.glob("*.json"))]
 
 
+# Per-seed lists a result may carry besides its own ``seeds``: the baselines run in the same invocation.
+BASELINES = ("kmeans_raw", "dae_kmeans")
+
+
+def _merge(old: list[dict], new: list[dict]) -> list[dict]:
+    by_seed = {r["seed"]: r for r in old} | {r["seed"]: r for r in new}
+    return [by_seed[s] for s in sorted(by_seed)]
+
+
+def merge_seeds(result: dict, path: Path) -> dict:
+    """``result`` with the seeds already saved in ``path`` by a run of the same method, dataset and preset, so
+    that the seeds of one row can be run in separate invocations (a seed run again replaces its old entry).
+    The summaries (and the baselines' summaries) are recomputed over the merged seeds."""
+    if not path.exists():
+        return result
+    old = json.loads(path.read_text())
+    if any(old.get(k) != result.get(k) for k in ("method", "dataset", "preset", "n")):
+        return result
+    metrics = tuple(result["summary"])
+    result["seeds"] = _merge(old["seeds"], result["seeds"])
+    result["summary"] = summarize(result["seeds"], metrics)
+    for key in BASELINES:
+        if key in result and key in old:
+            result[key]["seeds"] = _merge(old[key]["seeds"], result[key]["seeds"])
+            result[key]["summary"] = summarize(result[key]["seeds"], metrics)
+    return result
+
+
 def save_result(result: dict, path: Path) -> None:
-    """Write one run's JSON (dated) under ``benchmarks/results/<suite>/``."""
+    """Write one run's JSON (dated) under ``benchmarks/results/<suite>/``, merged with the seeds already there
+    (:func:`merge_seeds`)."""
     path.parent.mkdir(parents=True, exist_ok=True)
+    result = merge_seeds(result, path)
     result["date"] = datetime.date.today().isoformat()
     path.write_text(json.dumps(result, indent=2))
 

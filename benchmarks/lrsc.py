@@ -18,14 +18,10 @@ order, side by side in one run, and writes ``benchmarks/results/lrsc_meta_timing
 from __future__ import annotations
 
 import argparse
-import json
-
 import jax
 
 import numpy as np
 from _tables import RESULTS, add_common_arguments, load_rows, machine_lines, mean_std, save_result
-
-from jaxsc._src.cli import summarize
 
 from jaxsc import data
 from jaxsc._src.api import build_autoencoder
@@ -41,18 +37,6 @@ PROTOCOLS = {"mnist-0-4": ("mnist-test", list(range(0, 5)), {}),
              "coil100-1-50": ("coil100-subset", list(range(0, 50)), {"shots": 5, "teacher_steps": 150})}
 ROWS = {"dsc-l2": dict(meta=False, distill=False, nce=False), "+task": dict(meta=True, distill=False, nce=False),
         "+model": dict(meta=True, distill=True, nce=False), "lrsc": dict(meta=True, distill=True, nce=True)}
-
-
-def merge_seeds(result: dict, path) -> dict:
-    """``result`` with the seeds already in ``path`` from a run of the same preset (so that seeds can be run in
-    separate invocations, each saved as it ends); a seed run again replaces its old entry."""
-    if path.exists():
-        old = json.loads(path.read_text())
-        if old["preset"] == result["preset"]:
-            seeds = {r["seed"]: r for r in old["seeds"]} | {r["seed"]: r for r in result["seeds"]}
-            result["seeds"] = [seeds[s] for s in sorted(seeds)]
-            result["summary"] = summarize(result["seeds"])
-    return result
 
 
 def write_table() -> str:
@@ -142,7 +126,7 @@ def main() -> None:
                 suffix = ("-sequential" if args.sequential_episodes else "") + (
                     "-first-order" if args.first_order and ROWS[row]["meta"] else "")
                 path = RESULTS / "lrsc" / f"{protocol}-{row}{suffix}.json"
-                save_result(merge_seeds(result, path), path)
+                save_result(result, path)
                 write_table()
     print(write_table())
 

@@ -11,11 +11,10 @@ Each (dataset, init) writes ``benchmarks/results/dsc/<dataset>-<init>.json``; th
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
 from pathlib import Path
 
-from _tables import RESULTS, add_common_arguments
+from _tables import RESULTS, add_common_arguments, save_result
 
 from jaxsc._src.cli import run_experiment
 from jaxsc._src.models.reference_weights import REFERENCE_WEIGHTS
@@ -72,11 +71,11 @@ def main() -> None:
             for init in args.inits:
                 if init == "reference" and dataset not in REFERENCE_WEIGHTS:
                     continue
-                result = run_experiment("dsc-l2", dataset, args.seeds, data_dir=args.data_dir, init=init,
-                                        verbose=not args.quiet)
-                result["date"] = datetime.date.today().isoformat()
-                (args.out_dir / "dsc" / f"{dataset}-{init}.json").write_text(json.dumps(result, indent=2))
-                print(f"table: {write_table(args.out_dir)}", flush=True)
+                for seed in args.seeds:  # saved seed by seed: a long row survives an interrupted invocation
+                    result = run_experiment("dsc-l2", dataset, [seed], data_dir=args.data_dir, init=init,
+                                            verbose=not args.quiet)
+                    save_result(result, args.out_dir / "dsc" / f"{dataset}-{init}.json")
+                    print(f"table: {write_table(args.out_dir)}", flush=True)
     print(write_table(args.out_dir).read_text())
 
 

@@ -1,0 +1,48 @@
+"""benchmarks/_tables.py: seeds of one row run in separate invocations end up in one result file."""
+import importlib.util
+import json
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _tables():
+    spec = importlib.util.spec_from_file_location("_tables", ROOT / "benchmarks" / "_tables.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _result(seeds, acc, preset="a"):
+    rows = [{"seed": s, "acc": a, "nmi": a / 2} for s, a in zip(seeds, acc)]
+    baseline = [{"seed": s, "acc": 0.1 * s, "nmi": 0.0} for s in seeds]
+    summary = {m: {"mean": 0.0, "std": 0.0, "max": 0.0} for m in ("acc", "nmi")}
+    return {"method": "dsc-l2", "dataset": "orl", "n": 400, "preset": {"p": preset}, "seeds": rows,
+            "summary": summary, "kmeans_raw": {"seeds": baseline, "summary": dict(summary)}}
+
+
+def test_save_result_merges_seeds_of_the_same_preset(tmp_path):
+    tables = _tables()
+    path = tmp_path / "dsc" / "orl-pretrain.json"
+    tables.save_result(_result([0], [0.8]), path)
+    tables.save_result(_result([2, 1], [0.6, 0.7]), path)
+    tables.save_result(_result([1], [0.9]), path)  # a seed run again replaces its old entry
+    saved = json.loads(path.read_text())
+    assert [r["seed"] for r in saved["seeds"]] == [0, 1, 2]
+    acc = np.array([0.8, 0.9, 0.6])
+    np.testing.assert_allclose(saved["summary"]["acc"]["mean"], acc.mean())
+    np.testing.assert_allclose(saved["summary"]["acc"]["std"], acc.std())
+    np.testing.assert_allclose(saved["summary"]["nmi"]["max"], 0.45)
+    np.testing.assert_allclose(saved["kmeans_raw"]["summary"]["acc"]["mean"], 0.1)
+    assert "date" in saved
+
+
+def test_save_result_replaces_a_file_from_another_preset(tmp_path):
+    tables = _tables()
+    path = tmp_path / "orl.json"
+    tables.save_result(_result([0, 1], [0.8, 0.7]), path)
+    tables.save_result(_result([2], [0.5], preset="b"), path)
+    saved = json.loads(path.read_text())
+    assert [r["seed"] for r in saved["seeds"]] == [2] and saved["preset"] == {"p": "b"}
