@@ -1,4 +1,5 @@
 """Test configuration: point jaxsc at ../shared/datasets when present; real-data tests skip otherwise."""
+import importlib.util
 import os
 from pathlib import Path
 
@@ -17,6 +18,14 @@ def _have(*relpaths: str) -> bool:
 def needs_data(*relpaths: str):
     """Skip unless the benchmark files ``relpaths`` (relative to the data dir) exist."""
     return pytest.mark.skipif(not _have(*relpaths), reason=f"benchmark data {relpaths} not found")
+
+
+def benchmark_module(name: str):
+    """The script ``benchmarks/<name>.py`` imported as a module (benchmarks/ is not a package)."""
+    spec = importlib.util.spec_from_file_location(name, Path(__file__).resolve().parents[1] / "benchmarks" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def digits_subset(classes=(0, 1, 4), per_class=40):

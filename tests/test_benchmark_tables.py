@@ -1,18 +1,8 @@
 """benchmarks/_tables.py: seeds of one row run in separate invocations end up in one result file."""
-import importlib.util
 import json
-from pathlib import Path
 
 import numpy as np
-
-ROOT = Path(__file__).resolve().parent.parent
-
-
-def _tables():
-    spec = importlib.util.spec_from_file_location("_tables", ROOT / "benchmarks" / "_tables.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from conftest import benchmark_module
 
 
 def _result(seeds, acc, preset="a"):
@@ -24,7 +14,7 @@ def _result(seeds, acc, preset="a"):
 
 
 def test_save_result_merges_seeds_of_the_same_preset(tmp_path):
-    tables = _tables()
+    tables = benchmark_module("_tables")
     path = tmp_path / "dsc" / "orl-pretrain.json"
     tables.save_result(_result([0], [0.8]), path)
     tables.save_result(_result([2, 1], [0.6, 0.7]), path)
@@ -40,7 +30,7 @@ def test_save_result_merges_seeds_of_the_same_preset(tmp_path):
 
 
 def test_save_result_replaces_a_file_from_another_preset(tmp_path):
-    tables = _tables()
+    tables = benchmark_module("_tables")
     path = tmp_path / "orl.json"
     tables.save_result(_result([0, 1], [0.8, 0.7]), path)
     tables.save_result(_result([2], [0.5], preset="b"), path)

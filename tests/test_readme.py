@@ -1,19 +1,13 @@
 """The README's results table is the one generated from benchmarks/results/, and its commands exist."""
-import importlib.util
 from pathlib import Path
+
+from conftest import benchmark_module
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def _table_module():
-    spec = importlib.util.spec_from_file_location("readme_table", ROOT / "benchmarks" / "readme_table.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_readme_results_table_matches_the_result_files():
-    module = _table_module()
+    module = benchmark_module("readme_table")
     readme = (ROOT / "README.md").read_text()
     assert readme == module.render(readme), "run: python benchmarks/readme_table.py"
     assert len(list((ROOT / "benchmarks" / "results").glob("*/*.json"))) == module.results_table().count("\n") - 1
