@@ -57,6 +57,21 @@ def test_dsc_settings_compute_only_dsc_terms():
         train.SelfExpressiveObjective(model, graph_form="siamese")
 
 
+@pytest.mark.parametrize("name, kernels, channels, weights, steps, post", [
+    # SPEC section 1 (the DSC-Net scripts: 0.5 rec + reg1 ||C||^2 + reg2 0.5 ||Z - CZ||^2 -> 1 / 2 reg1 / reg2;
+    # COIL: rec + reg1 ||C||^2 + reg2 0.5 ||Z - CZ||^2 -> 1 / reg1 / reg2 / 2)
+    ("coil20", (3,), (15,), (1.0, 1.0, 75.0), 40, (0.04, 12, 8.0)),
+    ("coil100", (5,), (50,), (1.0, 1.0, 15.0), 120, (0.04, 12, 8.0)),
+    ("orl", (3, 3, 3), (3, 3, 5), (1.0, 2.0, 0.2), 700, (0.2, 3, 1.0)),
+    ("eyaleb", (5, 3, 3), (10, 20, 30), (1.0, 2.0, 10 ** (38 / 10 - 3)), 50 + 25 * 38, (0.1, 10, 3.5)),
+])
+def test_dsc_presets_are_the_spec_table(name, kernels, channels, weights, steps, post):
+    preset = presets.PRESETS["dsc"][name]
+    assert (preset.kernels, preset.channels, preset.finetune_steps) == (kernels, channels, steps)
+    np.testing.assert_allclose((preset.w_rec, preset.w_reg, preset.w_se), weights)
+    np.testing.assert_allclose((preset.post.threshold, preset.post.subspace_dim, preset.post.power), post)
+
+
 def test_methods_are_preset_changes():
     shape = (32, 32, 1)
     assert presets.get_preset("coil20", shape, "rgrl-sc").laplacian is False

@@ -18,8 +18,11 @@ pseudo-supervision weights are 1 (the centre of its script's 1e-3..1e3 grid).
 
 ``udll`` (SPEC section 5): the settings the UDLL paper states (Sec. 4.2: architecture, alpha / beta / gamma,
 epochs, k; Adam 1e-3), with Eq. 18's 1/2 on the reconstruction (w_rec = 0.5, w_se = alpha, w_reg = beta,
-w_local = gamma), images in [0, 1] as the paper describes them, and the DSC-Net post settings of the dataset
-(the paper uses EDSC's heuristics). The ORL architecture is the paper's 5x5@5, 3x3@3, 3x3@3.
+w_local = gamma), and the DSC-Net post settings of the dataset (the paper uses EDSC's heuristics). The ORL
+architecture is the paper's 5x5@5, 3x3@3, 3x3@3. The paper does not state the pixel range. Its EYaleB
+weights are the DSC-Net EYaleB script's (alpha 3.2 = reg2 / 2 = 10^0.8 / 2, beta 1 = reg1, the same 1/2 on
+the reconstruction), so EYaleB keeps that script's 0..255 pixels; the other datasets use [0, 1] (COIL's
+DSC-Net scale; for ORL no evidence either way).
 
 Pretraining (not part of the reference fine-tune scripts) is jaxsc's own: Adam on mini-batches, with the step
 counts below, fixed before any run and not tuned on labels. A dataset without a preset gets
@@ -91,7 +94,7 @@ class Preset:
 
 def _eyaleb_dsc(n_subjects: int = 38) -> Preset:
     return Preset(
-        kernels=(5, 3, 3), channels=(10, 20, 30), w_rec=1.0, w_reg=1.0, w_se=10 ** (n_subjects / 10 - 3),
+        kernels=(5, 3, 3), channels=(10, 20, 30), w_rec=1.0, w_reg=2.0, w_se=10 ** (n_subjects / 10 - 3),
         finetune_steps=50 + 25 * n_subjects, coef_init=1e-4, data_scale=255.0, pretrain_steps=3000,
         post=PostConfig(threshold=max(0.4 - 0.1 * (n_subjects - 1) / 10, 0.1), subspace_dim=10, power=3.5))
 
@@ -145,7 +148,8 @@ _UDLL_PAPER = {
     "eyaleb": ((5, 3, 3), (10, 20, 30), 3.2, 1.0, 0.01, 1600, 10),
 }
 _UDLL = {name: _DSC[name].replace(kernels=k, channels=c, w_rec=0.5, w_se=alpha, w_reg=beta, w_local=gamma,
-                                  finetune_steps=epochs, neighbors=nbrs, data_scale=1.0)
+                                  finetune_steps=epochs, neighbors=nbrs,
+                                  data_scale=255.0 if name == "eyaleb" else 1.0)
          for name, (k, c, alpha, beta, gamma, epochs, nbrs) in _UDLL_PAPER.items()}
 
 PRESETS: dict[str, dict[str, Preset]] = {"dsc": _DSC, "rgrl": _RGRL, "pssc": _PSSC, "udll": _UDLL}
