@@ -29,6 +29,12 @@ def test_functional_core_matches_estimator_pieces():
     assert fitted.coef.shape == (30, 30) and fitted.steps == 3
     clustered = jaxsc.cluster_coef(fitted.coef, 3, preset.post)
     assert clustered.labels.shape == (30,)
+    # run() clusters a given fine-tune instead of training (seeds sharing one deterministic fit)
+    shared = jaxsc.run(x, 3, preset, seed=1, fitted=fitted, verbose=False)
+    np.testing.assert_array_equal(shared.coef, np.asarray(fitted.coef))
+    assert shared.fitted is fitted and shared.history is fitted.history
+    with pytest.raises(ValueError, match=r"fitted C has shape \(30, 30\), expected \(20, 20\)"):
+        jaxsc.run(x[:20], 3, preset, fitted=fitted, verbose=False)
 
 
 def test_bad_input_messages():

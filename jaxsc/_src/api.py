@@ -128,7 +128,7 @@ def cluster(coef, n_clusters: int, post: PostConfig = PostConfig(), *, seed: int
 class RunResult(NamedTuple):
     """Output of :func:`run`: labels, C, affinity (dense, or the sparse top-k BCOO graph of the iterative cluster
     stage used above ``jaxsc.cluster.LARGE_N`` samples), fitted parameters, wall-clock seconds per stage and the
-    fine-tuning loss history ``[(step, loss)]``."""
+    fine-tuning loss history ``[(step, loss)]``; ``fitted``, the :class:`FitResult` behind them."""
 
     labels: np.ndarray
     coef: np.ndarray
@@ -136,6 +136,7 @@ class RunResult(NamedTuple):
     params: Any
     seconds: dict
     history: list
+    fitted: FitResult
 
 
 def check_n_clusters(n_clusters: int, n: int) -> None:
@@ -144,23 +145,28 @@ def check_n_clusters(n_clusters: int, n: int) -> None:
 
 
 def run(x, n_clusters: int, preset: Preset, *, seed: int = 0, autoencoder_params: Any = None,
-        matmul_dtype: str | None = None, mesh=None, verbose: bool = True) -> RunResult:
+        matmul_dtype: str | None = None, mesh=None, fitted: FitResult | None = None,
+        verbose: bool = True) -> RunResult:
     """Pretrain (unless ``autoencoder_params`` are given), fine-tune (C split over ``mesh`` when given),
-    cluster."""
+    cluster. ``fitted``: a :class:`FitResult` of ``x`` to cluster instead of pretraining and fine-tuning (the
+    fine-tune from fixed weights is deterministic, so seeds that differ only in the cluster stage share one)."""
     x = check_samples(x)
     check_n_clusters(n_clusters, x.shape[0])
     seconds = {}
     start = time.perf_counter()
-    if autoencoder_params is None:
+    if autoencoder_params is None and fitted is None:
         autoencoder_params = pretrain(x, preset, seed=seed, verbose=verbose)
     seconds["pretrain"] = time.perf_counter() - start
     start = time.perf_counter()
-    fitted = fit(x, preset, autoencoder_params, n_clusters=n_clusters, seed=seed, matmul_dtype=matmul_dtype,
-                 mesh=mesh, verbose=verbose)
+    if fitted is None:
+        fitted = fit(x, preset, autoencoder_params, n_clusters=n_clusters, seed=seed, matmul_dtype=matmul_dtype,
+                     mesh=mesh, verbose=verbose)
+    elif fitted.coef.shape != (x.shape[0], x.shape[0]):
+        raise ValueError(f"fitted C has shape {fitted.coef.shape}, expected ({x.shape[0]}, {x.shape[0]})")
     seconds["finetune"] = time.perf_counter() - start
     start = time.perf_counter()
     clustered = cluster(fitted.coef, n_clusters, preset.post, seed=seed)
     labels = np.asarray(clustered.labels)
     seconds["cluster"] = time.perf_counter() - start
     affinity = clustered.affinity if isinstance(clustered.affinity, BCOO) else np.asarray(clustered.affinity)
-    return RunResult(labels, np.asarray(fitted.coef), affinity, fitted.params, seconds, fitted.history)
+    return RunResult(labels, np.asarray(fitted.coef), affinity, fitted.params, seconds, fitted.history, fitted)
