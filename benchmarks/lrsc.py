@@ -46,10 +46,13 @@ def write_table() -> str:
              "seeds, max separately. `meta s/step`: one meta-update on a batch of episodes, compilation excluded; "
              "`vmap` says whether the episodes were batched with `jax.vmap` or run in sequence. `teacher s`: training the "
              "two teachers of a seed, which the +model and lrsc rows of one invocation share; `rest s`: the seed's "
-             "other stages (meta-training, pretraining, fine-tuning, clustering); both means over seeds.", "",
-             "| protocol | row | seeds | ACC mean ± std | ACC max | NMI mean ± std | ARI mean ± std | episodes | "
-             "vmap | meta s/step | teacher s | rest s |", "|---|---|---|---|---|---|---|---|---|---|---|---|"]
-    for r in sorted(rows, key=lambda r: (r["protocol"], list(ROWS).index(r["row"]) if r["row"] in ROWS else 9)):
+             "other stages (meta-training, pretraining, fine-tuning, clustering); both means over seeds. "
+             "`diag(C)`: `0` with Eq. 1's constraint diag(C) = 0 (the preset since 2026-11-23), `free` for the rows "
+             "run before it (files `*-diag-free.json`), kept for the record.", "",
+             "| protocol | row | diag(C) | seeds | ACC mean ± std | ACC max | NMI mean ± std | ARI mean ± std | "
+             "episodes | vmap | meta s/step | teacher s | rest s |", "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for r in sorted(rows, key=lambda r: (r["protocol"], not r["preset"].get("zero_diagonal"),
+                                         list(ROWS).index(r["row"]) if r["row"] in ROWS else 9)):
         s = r["summary"]
         meta = [x["seconds_meta_step"] for x in r["seeds"] if "seconds_meta_step" in x]
         p = r["preset"]
@@ -58,7 +61,8 @@ def write_table() -> str:
                         for x in r["seeds"]])
         episodes = (f"{p['episodes']} x {p['n_way']}-way {p['shots']}-shot, "
                     f"{'1st' if p['first_order'] else '2nd'} order" if p["meta"] else "-")
-        lines.append(f"| {r['protocol']} (n={r['n']}, external {r['n_external']}) | {r['row']} | {len(r['seeds'])} | "
+        lines.append(f"| {r['protocol']} (n={r['n']}, external {r['n_external']}) | {r['row']} | "
+                     f"{'0' if p.get('zero_diagonal') else 'free'} | {len(r['seeds'])} | "
                      f"{mean_std(s, 'acc')} | {s['acc']['max']:.4f} | {mean_std(s, 'nmi')} | {mean_std(s, 'ari')} | "
                      f"{episodes} | {p['vmap_episodes'] if p['meta'] else '-'} | "
                      f"{'%.3f' % (sum(meta) / len(meta)) if meta else '-'} | "

@@ -100,6 +100,22 @@ def test_meta_loss_vmap_equals_sequential_and_first_order_differs():
     assert any(not np.allclose(a, b) for a, b in leaves)
 
 
+def test_zero_diagonal_masks_self_representation():
+    """Eq. 1's diag(C) = 0: with it, a C that is mostly the identity explains nothing in the self-expression
+    term; the target stage's preset carries the constraint."""
+    model, params, (x, w, _, _) = _episode_setup()
+    preset = lrsc.LRSCPreset(distill=False)
+    n = x.shape[1]
+    identity = jnp.eye(n) + 1e-3
+    masked = lrsc.episode_loss(model, preset, params, identity, x[0], w[0])
+    expected = lrsc.episode_loss(model, preset.replace(zero_diagonal=False), params, identity - jnp.diag(
+        jnp.diagonal(identity)), x[0], w[0]) + preset.w_reg * n * (1 + 1e-3) ** 2  # R(C) still sees diag(C)
+    np.testing.assert_allclose(masked, expected, rtol=1e-5)
+    free = lrsc.episode_loss(model, preset.replace(zero_diagonal=False), params, identity, x[0], w[0])
+    assert float(free) < float(masked)
+    assert preset.as_preset().zero_diagonal and not preset.replace(zero_diagonal=False).as_preset().zero_diagonal
+
+
 def test_meta_step_lowers_the_meta_loss():
     model, params, episodes = _episode_setup()
     preset = lrsc.LRSCPreset(meta_lr=1e-2)

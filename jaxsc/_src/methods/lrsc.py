@@ -41,6 +41,7 @@ from jaxsc._src.methods.out_of_sample import map_in_batches
 from jaxsc._src.methods.presets import Preset, checked_replace
 from jaxsc._src.methods.self_expressive import ReconstructionObjective
 from jaxsc._src.models.autoencoders import flatten
+from jaxsc._src.models.self_expression import self_express
 from jaxsc._src.models.teacher import ClassificationObjective, TeacherNet
 from jaxsc._src.train.loop import train
 
@@ -53,12 +54,15 @@ class LRSCPreset:
     W is row-normalised (with the paper's plain sum over n^2 pairs and mu = 1 the term dominates and Z collapses
     to a point, as a smoke run on digits showed);
     Eq. 6 uses the same weights (lambda3 = lambda1, lambda4 = lambda2, eta = mu); the encoder is the paper's
-    four 3x3 stride-2 convs with 10-20-30-40 channels (a 256-unit dense layer for vectors)."""
+    four 3x3 stride-2 convs with 10-20-30-40 channels (a 256-unit dense layer for vectors). ``zero_diagonal``:
+    Eq. 1's constraint diag(C) = 0 ("avoiding degenerated solutions"), in the episodes and on the target; without
+    it InfoNCE between Z and C Z is minimised by C = I."""
 
     meta: bool = True
     distill: bool = True
     nce: bool = True
     penalty: str = "l2"
+    zero_diagonal: bool = True
     kernels: tuple[int, ...] = (3, 3, 3, 3)
     channels: tuple[int, ...] = (10, 20, 30, 40)
     mlp_hidden: tuple[int, ...] = ()
@@ -94,7 +98,8 @@ class LRSCPreset:
         """The DSC-family :class:`Preset` of the target stage (Eq. 9) with the enabled modules."""
         return Preset(kernels=self.kernels, channels=self.channels, mlp_hidden=self.mlp_hidden,
                       mlp_latent=self.mlp_latent, w_rec=self.w_rec, w_reg=self.w_reg, w_se=self.w_se,
-                      penalty=self.penalty, w_distill=self.w_distill if self.distill else 0.0,
+                      penalty=self.penalty, zero_diagonal=self.zero_diagonal,
+                      w_distill=self.w_distill if self.distill else 0.0,
                       w_nce=self.w_nce if self.nce else 0.0, nce_temperature=self.nce_temperature,
                       finetune_steps=self.finetune_steps, finetune_lr=self.finetune_lr,
                       pretrain_steps=self.pretrain_steps, pretrain_batch=self.pretrain_batch,
@@ -142,11 +147,12 @@ def teacher_features(x_ext, y_ext, x_target, *, steps: int, batch: int, seed: in
 
 # ----------------------------------------------------------------------------------------------- meta-learning
 def episode_loss(model, preset: LRSCPreset, ae_params, coef, x, teacher_w):
-    """Eq. 6 on one split: w_rec ||X - X~||^2 + w_se ||Z - C Z||^2 + w_reg R(C) + eta-term (if distilling)."""
+    """Eq. 6 on one split: w_rec ||X - X~||^2 + w_se ||Z - C Z||^2 + w_reg R(C) + eta-term (if distilling), with
+    diag(C) masked when ``preset.zero_diagonal``."""
     variables = {"params": ae_params}
     z_maps = model.apply(variables, x, method="encode")
     z = flatten(z_maps)
-    zc = coef @ z
+    zc = self_express(coef, z, zero_diagonal=preset.zero_diagonal)
     x_hat = model.apply(variables, zc.reshape(z_maps.shape), method="decode")
     loss = preset.w_rec * reconstruction_loss(x, x_hat) + preset.w_se * self_expression_loss(z, zc) \
         + preset.w_reg * coefficient_penalty(coef, preset.penalty)
