@@ -49,6 +49,11 @@ def solver_used(solver: str, n: int) -> str:
     return "auto: iterative (approximate)" if n > LARGE_N else "auto: dense"
 
 
+def diagonal(result: dict) -> str:
+    """The table's ``diag(C)`` cell: ``0`` when the run constrained diag(C) = 0, else ``free``."""
+    return "0" if result["preset"]["zero_diagonal"] else "free"
+
+
 def write_table(out_dir: Path, suite: str) -> Path:
     rows = load_rows(out_dir / suite)
     small = [r for r in rows if not r.get("subsample")]
@@ -60,17 +65,20 @@ def write_table(out_dir: Path, suite: str) -> Path:
              "by ground-truth accuracy). All methods of one dataset use the same seeds, and methods with equal "
              "pretraining settings share the pretrained autoencoder of each seed within a process (pretraining is "
              "seeded, so a later process recomputes the same one); each JSON records its date. NMI: "
-             "scikit-learn's default. `paper` is the published ACC (a best run of a per-dataset grid search).", "",
-             "| dataset | method | seeds | ACC mean ± std | ACC max | NMI mean ± std | purity mean ± std | paper ACC | "
-             "fine-tune steps | wall s/seed |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+             "scikit-learn's default. `paper` is the published ACC (a best run of a per-dataset grid search). "
+             "`diag(C)`: `0` where the run had the constraint diag(C) = 0 (DSC-Net has none; RGRL's presets have "
+             "it since 2026-11-23, its earlier rows say `free`).", "",
+             "| dataset | method | diag(C) | seeds | ACC mean ± std | ACC max | NMI mean ± std | purity mean ± std | "
+             "paper ACC | fine-tune steps | wall s/seed |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
     order = lambda r: (DATASETS.index(r["dataset"]) if r["dataset"] in DATASETS else 99,
                        METHODS.index(r["method"]) if r["method"] in METHODS else 99)
     for r in sorted(small, key=order):
         s = r["summary"]
         paper = PAPER_ACC.get(r["method"], {}).get(r["dataset"])
         secs = seconds_per_seed(r)
-        lines.append(f"| {r['dataset']} (n={r['n']}) | {r['method']} | {len(r['seeds'])} | {mean_std(s, 'acc')} | "
+        lines.append(f"| {r['dataset']} (n={r['n']}) | {r['method']} | {diagonal(r)} | {len(r['seeds'])} | "
+                     f"{mean_std(s, 'acc')} | "
                      f"{s['acc']['max']:.4f} | {mean_std(s, 'nmi')} | {mean_std(s, 'purity')} | "
                      f"{'%.4f' % paper if paper else '-'} | {r['preset']['finetune_steps']} | {secs:.0f} |")
     if large:
@@ -79,13 +87,15 @@ def write_table(out_dir: Path, suite: str) -> Path:
                   "30 fine-tune epochs), spectral labels for the sample, 1-NN in latent space for the rest. "
                   "Paper numbers are on the full 70k MNIST (training images are not in shared/). Peak memory is "
                   "the process's peak resident set size on the CPU (the whole benchmark process).", "",
-                  "| dataset | method | m | N | seeds | ACC mean ± std | ACC max | NMI mean ± std | paper ACC (70k) | "
-                  "wall s/seed | peak RSS GiB | cluster solver |", "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+                  "| dataset | method | diag(C) | m | N | seeds | ACC mean ± std | ACC max | NMI mean ± std | "
+                  "paper ACC (70k) | wall s/seed | peak RSS GiB | cluster solver |",
+                  "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
         for r in sorted(large, key=order):
             s = r["summary"]
             secs = seconds_per_seed(r)
             paper = LARGE_SCALE_PAPER.get(r["method"])
-            lines.append(f"| {r['dataset']} | {r['method']} | {r['subsample']} | {r['n']} | {len(r['seeds'])} | "
+            lines.append(f"| {r['dataset']} | {r['method']} | {diagonal(r)} | {r['subsample']} | {r['n']} | "
+                         f"{len(r['seeds'])} | "
                          f"{mean_std(s, 'acc')} | {s['acc']['max']:.4f} | {mean_std(s, 'nmi')} | "
                          f"{'%.4f' % paper if paper else '-'} | {secs:.0f} | {r['peak_rss_gib']:.2f} | "
                          f"{solver_used(r['preset']['post']['solver'], r['subsample'])} |")

@@ -76,6 +76,9 @@ def test_methods_are_preset_changes():
     shape = (32, 32, 1)
     assert presets.get_preset("coil20", shape, "rgrl-sc").laplacian is False
     assert presets.get_preset("coil20", shape, "rgrl").laplacian is True
+    # RGRL Eq. 6 and PSSC Eq. 4: diag(C) = 0; DSC-Net's scripts have no such constraint
+    assert all(presets.get_preset("orl", shape, m).zero_diagonal for m in ("rgrl", "rgrl-sc", "pssc", "pssc-l"))
+    assert not presets.get_preset("orl", shape, "dsc-l2").zero_diagonal
     pssc_l = presets.get_preset("orl", shape, "pssc-l")
     assert pssc_l.w_graph == 0 and pssc_l.w_label == 0 and pssc_l.zero_diagonal
     assert presets.get_preset("orl", shape, "pssc").w_graph == 1.0

@@ -116,7 +116,10 @@ _DSC = {
                          pretrain_steps=5000, post=PostConfig(threshold=0.12, subspace_dim=4, power=5.0)),
 }
 
-_RELATION = dict(laplacian=True, finetune_lr=1e-4, coef_init=1e-5, early_stop=True, pretrain_steps=5000)
+# diag(C) = 0: RGRL Eq. 4-6 and PSSC Eq. 4 state the constraint (the RGRL scripts instead add tr|C| to a 1e-4
+# penalty, which leaves C = I a near-minimiser of both self-expression terms).
+_RELATION = dict(laplacian=True, finetune_lr=1e-4, coef_init=1e-5, early_stop=True, pretrain_steps=5000,
+                 zero_diagonal=True)
 # dataset: (kernels, channels, RGRL w_se, RGRL w_raw, steps, post, extra fields)
 _RELATION_DATA = {
     "coil20": ((3,), (15,), 50.0, 16.0, 120, PostConfig(threshold=0.03, subspace_dim=16, power=6.0), {}),
@@ -137,7 +140,7 @@ _RGRL = {name: Preset(kernels=k, channels=c, w_reg=1e-4, w_se=se, w_raw=raw, fin
          for name, (k, c, se, raw, steps, post, extra) in _RELATION_DATA.items()}
 _RGRL["umist"] = _RGRL["umist"].replace(w_reg=1.0)  # the UMIST script's alpha
 _PSSC = {name: preset.replace(w_reg=0.0, w_raw=0.0, w_se=_PSSC_SE.get(name, preset.w_se), w_graph=1.0,
-                              w_label=1.0, zero_diagonal=True)
+                              w_label=1.0)
          for name, preset in _RGRL.items()}
 
 # dataset: (kernels, channels, alpha, beta, gamma, epochs, k)
