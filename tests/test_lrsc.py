@@ -148,6 +148,9 @@ def test_lrsc_end_to_end_on_digits(capsys):
     assert model.labels_.shape == (150,) and len(model.meta_history_) > 0
     assert metrics.accuracy(ds.y[target][:150], model.labels_) > 0.6
     assert model.seconds_["meta_step"] > 0
+    coef = model.coef_ - np.diag(np.diag(model.coef_))  # diagnostics: RMS of C off its diagonal and of Z
+    np.testing.assert_allclose(model.diagnostics_["coef_offdiag_rms"], np.sqrt(np.mean(np.square(coef))), rtol=1e-5)
+    assert model.diagnostics_["latent_rms"] > 0
     with pytest.raises(ValueError, match="differ in shape"):
         jaxsc.LRSC(n_clusters=3).fit(ds.x[:20], external=(np.zeros((10, 4)), np.zeros(10)))
     # Episodes that the external classes cannot fill fail before any training, naming the numbers.

@@ -229,7 +229,7 @@ def _run_lrsc(method: str, data, ext, seeds, overrides: dict, cache: dict | None
                           verbose=verbose)
         scores = evaluate(data.y, result.labels)
         rows.append({"seed": seed, **scores, "seconds": time.perf_counter() - start,
-                     **{f"seconds_{k}": v for k, v in result.seconds.items()}, **shared})
+                     **{f"seconds_{k}": v for k, v in result.seconds.items()}, **shared, **result.diagnostics})
         print(f"{method} {data.name} seed {seed}: {_format(scores)} ({rows[-1]['seconds']:.1f}s)", flush=True)
     summary = summarize(rows)
     _print_summary(method, summary)

@@ -104,7 +104,8 @@ class LRSC:
       **overrides: fields of :class:`jaxsc.presets.LRSCPreset` (``meta``, ``distill``, ``nce`` switch the
         paper's modules).
 
-    Attributes (after ``fit``): ``labels_``, ``coef_``, ``params_``, ``meta_history_``, ``seconds_``.
+    Attributes (after ``fit``): ``labels_``, ``coef_``, ``params_``, ``meta_history_``, ``seconds_``,
+    ``diagnostics_`` (label-free RMS of Z and of C off its diagonal, :class:`jaxsc.LRSCResult`).
     """
 
     def __init__(self, n_clusters: int, *, penalty: str = "l2", seed: int = 0, verbose: bool = False, **overrides):
@@ -117,7 +118,7 @@ class LRSC:
         preset = LRSCPreset(penalty=self.penalty).replace(**self.overrides)
         result = fit_lrsc(x, self.n_clusters, x_ext, y_ext, preset, seed=self.seed, verbose=self.verbose)
         self.labels_, self.coef_, self.params_ = result.labels, result.coef, result.params
-        self.meta_history_, self.seconds_ = result.meta_history, result.seconds
+        self.meta_history_, self.seconds_, self.diagnostics_ = result.meta_history, result.seconds, result.diagnostics
         return self
 
     def fit_predict(self, x, y=None, *, external) -> np.ndarray:

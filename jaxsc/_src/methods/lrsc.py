@@ -37,7 +37,7 @@ from jaxsc._src.losses.coefficient import coefficient_penalty
 from jaxsc._src.losses.distillation import heat_kernel_weights, weighted_locality_loss
 from jaxsc._src.losses.reconstruction import reconstruction_loss
 from jaxsc._src.losses.self_expression import self_expression_loss
-from jaxsc._src.methods.out_of_sample import map_in_batches
+from jaxsc._src.methods.out_of_sample import encode_in_batches, map_in_batches
 from jaxsc._src.methods.presets import Preset, checked_replace
 from jaxsc._src.methods.self_expressive import ReconstructionObjective
 from jaxsc._src.models.autoencoders import flatten
@@ -269,13 +269,16 @@ def meta_train(model, ae_params, x_ext, y_ext, t_ext, preset: LRSCPreset, *, see
 # ------------------------------------------------------------------------------------------------------ target
 class LRSCResult(NamedTuple):
     """Output of :func:`fit_lrsc`: labels, C, parameters, meta-training history, seconds per stage (with
-    ``meta_step``, the time of one meta-update excluding compilation)."""
+    ``meta_step``, the time of one meta-update excluding compilation) and label-free ``diagnostics`` of the
+    fitted model: ``latent_rms`` (root mean square of the target's Z) and ``coef_offdiag_rms`` (of C off its
+    diagonal), which show a collapse of Z or C."""
 
     labels: np.ndarray
     coef: np.ndarray
     params: Any
     meta_history: list
     seconds: dict
+    diagnostics: dict
 
 
 def fit_lrsc(x, n_clusters: int, x_external, y_external, preset: LRSCPreset = LRSCPreset(), *, seed: int = 0,
@@ -331,4 +334,8 @@ def fit_lrsc(x, n_clusters: int, x_external, y_external, preset: LRSCPreset = LR
     start = time.perf_counter()
     labels = np.asarray(api.cluster(fitted.coef, n_clusters, target.post, seed=seed).labels)
     seconds["cluster"] = time.perf_counter() - start
-    return LRSCResult(labels, np.asarray(fitted.coef), fitted.params, history, seconds)
+    coef = np.asarray(fitted.coef)
+    latent = encode_in_batches(model, fitted.params["autoencoder"], x)
+    diagnostics = {"latent_rms": float(np.sqrt(np.mean(np.square(latent)))),
+                   "coef_offdiag_rms": float(np.sqrt(np.sum(np.square(coef - np.diag(np.diag(coef))))) / len(coef))}
+    return LRSCResult(labels, coef, fitted.params, history, seconds, diagnostics)
