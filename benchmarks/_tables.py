@@ -34,7 +34,8 @@ def merge_seeds(result: dict, path: Path) -> dict:
     if not path.exists():
         return result
     old = json.loads(path.read_text())
-    if any(old.get(k) != result.get(k) for k in ("method", "dataset", "preset", "n")):
+    # compared as JSON: the saved preset has lists where the fresh one has tuples
+    if any(old.get(k) != json.loads(json.dumps(result.get(k))) for k in ("method", "dataset", "preset", "n")):
         return result
     metrics = tuple(result["summary"])
     result["seeds"] = _merge(old["seeds"], result["seeds"])

@@ -50,7 +50,7 @@ def write_table() -> str:
              "`diag(C)`: `0` with Eq. 1's constraint diag(C) = 0 (the preset since 2026-11-23), `free` for the rows "
              "run before it (files `*-diag-free.json`), kept for the record.", "",
              "| protocol | row | diag(C) | seeds | ACC mean ± std | ACC max | NMI mean ± std | ARI mean ± std | "
-             "episodes | vmap | meta s/step | teacher s | rest s |", "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             "episodes | vmap | meta s/step | teacher s | rest s |", "|---" * 13 + "|"]
     for r in sorted(rows, key=lambda r: (r["protocol"], not r["preset"].get("zero_diagonal"),
                                          list(ROWS).index(r["row"]) if r["row"] in ROWS else 9)):
         s = r["summary"]
@@ -121,8 +121,11 @@ def main() -> None:
         for protocol in args.protocols:
             dataset, classes, protocol_overrides = PROTOCOLS[protocol]
             for row in args.rows:
-                overrides = {**protocol_overrides, **ROWS[row], "vmap_episodes": not args.sequential_episodes,
-                             "first_order": args.first_order}
+                # meta-learning options only where the row meta-learns, so a row's preset is the same whatever
+                # the flags of the invocation (its seeds merge across invocations)
+                meta_options = {"vmap_episodes": not args.sequential_episodes,
+                                "first_order": args.first_order} if ROWS[row]["meta"] else {}
+                overrides = {**protocol_overrides, **ROWS[row], **meta_options}
                 result = run_experiment("lrsc", dataset, args.seeds, data_dir=args.data_dir, overrides=overrides,
                                         target_classes=classes, pretrained=teachers,
                                         verbose=not args.quiet)

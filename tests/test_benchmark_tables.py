@@ -9,7 +9,7 @@ def _result(seeds, acc, preset="a"):
     rows = [{"seed": s, "acc": a, "nmi": a / 2} for s, a in zip(seeds, acc)]
     baseline = [{"seed": s, "acc": 0.1 * s, "nmi": 0.0} for s in seeds]
     summary = {m: {"mean": 0.0, "std": 0.0, "max": 0.0} for m in ("acc", "nmi")}
-    return {"method": "dsc-l2", "dataset": "orl", "n": 400, "preset": {"p": preset}, "seeds": rows,
+    return {"method": "dsc-l2", "dataset": "orl", "n": 400, "preset": {"p": preset, "kernels": (3, 3)}, "seeds": rows,
             "summary": summary, "kmeans_raw": {"seeds": baseline, "summary": dict(summary)}}
 
 
@@ -35,4 +35,4 @@ def test_save_result_replaces_a_file_from_another_preset(tmp_path):
     tables.save_result(_result([0, 1], [0.8, 0.7]), path)
     tables.save_result(_result([2], [0.5], preset="b"), path)
     saved = json.loads(path.read_text())
-    assert [r["seed"] for r in saved["seeds"]] == [2] and saved["preset"] == {"p": "b"}
+    assert [r["seed"] for r in saved["seeds"]] == [2] and saved["preset"]["p"] == "b"
