@@ -35,10 +35,12 @@ def test_objective_sums_the_documented_terms():
     rows = np.asarray(x).reshape(12, -1)
     masked = np.asarray(coef) * (1 - np.eye(12))
     probs = classifier_probs(params["head"], z)
-    np.testing.assert_allclose(terms["rec"], losses.laplacian_reconstruction_loss(x, x_hat, coef), rtol=1e-5)
+    # with zero_diagonal every term sees the masked C
+    np.testing.assert_allclose(terms["rec"], losses.laplacian_reconstruction_loss(x, x_hat, masked), rtol=1e-5)
     np.testing.assert_allclose(terms["raw"], np.sum((rows - masked @ rows) ** 2), rtol=1e-4)
-    np.testing.assert_allclose(terms["graph"], losses.pseudo_graph_hinge(probs, losses.coefficient_similarity(coef)),
-                               rtol=1e-5)
+    np.testing.assert_allclose(terms["reg"], np.sum(masked ** 2), rtol=1e-5)
+    np.testing.assert_allclose(terms["graph"], losses.pseudo_graph_hinge(probs, losses.coefficient_similarity(
+        masked)), rtol=1e-5)
     np.testing.assert_allclose(terms["label"], -np.sum(np.log(np.asarray(probs).max(1))), rtol=1e-5)
     expected = 1.5 * terms["rec"] + 0.1 * terms["reg"] + 2.0 * terms["se"] + 0.5 * terms["raw"] \
         + 0.7 * terms["graph"] + 0.3 * terms["label"]
@@ -46,6 +48,8 @@ def test_objective_sums_the_documented_terms():
     # the head is trained: its gradient is non-zero
     grads = jax.grad(lambda p: objective.loss(p, x)[0])(params)
     assert float(jnp.abs(grads["head"]["kernel"]).max()) > 0
+    # ... and diag(C) gets no gradient at all (Adam would turn a rounding-level one into +-lr steps)
+    assert float(jnp.abs(jnp.diagonal(grads["coef"])).max()) == 0.0
 
 
 def test_dsc_settings_compute_only_dsc_terms():

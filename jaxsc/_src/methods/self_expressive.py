@@ -108,7 +108,7 @@ class SelfExpressiveObjective:
       model: the autoencoder (``encode``/``decode`` methods).
       w_rec, w_reg, w_se: weights of reconstruction, coefficient penalty and latent self-expression.
       penalty: ``"l2"`` or ``"l1"``.
-      zero_diagonal: mask diag(C) in the forward pass.
+      zero_diagonal: diag(C) = 0 in every term (masked at the start of the loss, so it gets no gradient).
       lr_net, lr_coef: Adam learning rates of the network (autoencoder and head) and of C.
       matmul_dtype: ``None`` or ``"bfloat16"`` for the C Z product.
       laplacian: use RGRL's relation-weighted reconstruction; ``self_loops``: build its graph from S + I.
@@ -166,8 +166,10 @@ class SelfExpressiveObjective:
         """``(loss, terms)``: the weighted sum of the enabled terms and each term's value."""
         x, extras = _split_batch(batch)
         coef = params["coef"]
-        z, zc, x_hat = self_expressive_forward(self.model, params, x, zero_diagonal=self.zero_diagonal,
-                                               matmul_dtype=self.matmul_dtype)
+        if self.zero_diagonal:  # every term sees diag(C) = 0, so the diagonal gets no gradient at all
+            coef = coef - jnp.diag(jnp.diagonal(coef))
+            params = {**params, "coef": coef}
+        z, zc, x_hat = self_expressive_forward(self.model, params, x, matmul_dtype=self.matmul_dtype)
         if self.laplacian:
             rec = laplacian_reconstruction_loss(x, x_hat, coef, self_loops=self.self_loops)
         else:
@@ -175,8 +177,7 @@ class SelfExpressiveObjective:
         terms = {"rec": rec, "reg": coefficient_penalty(coef, self.penalty), "se": self_expression_loss(z, zc)}
         if self.w_raw > 0:
             x_rows = flatten(x)
-            terms["raw"] = self_expression_loss(
-                x_rows, self_express(coef, x_rows, zero_diagonal=self.zero_diagonal))
+            terms["raw"] = self_expression_loss(x_rows, self_express(coef, x_rows))
         if self.uses_head:
             probs = classifier_probs(params["head"], z)
             terms["graph"] = PSEUDO_GRAPH_LOSSES[self.graph_form](probs, coefficient_similarity(coef))
