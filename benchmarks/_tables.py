@@ -56,6 +56,12 @@ def save_result(result: dict, path: Path) -> None:
     path.write_text(json.dumps(result, indent=2))
 
 
+def diagonal_cell(result: dict) -> str:
+    """A table's ``diag(C)`` cell: ``0`` when the run constrained diag(C) = 0, else ``free`` (also for results
+    saved before presets had the field)."""
+    return "0" if result["preset"].get("zero_diagonal") else "free"
+
+
 def machine_lines(rows: list[dict]) -> list[str]:
     machines = sorted({f"{r['machine']['platform']}, jax {r['machine']['jax']}, {r['machine']['devices']}"
                        for r in rows})

@@ -21,7 +21,7 @@ import argparse
 import jax
 
 import numpy as np
-from _tables import RESULTS, add_common_arguments, load_rows, machine_lines, mean_std, save_result
+from _tables import RESULTS, add_common_arguments, diagonal_cell, load_rows, machine_lines, mean_std, save_result
 
 from jaxsc import data
 from jaxsc._src.api import build_autoencoder
@@ -51,7 +51,7 @@ def write_table() -> str:
              "run before it (files `*-diag-free.json`), kept for the record.", "",
              "| protocol | row | diag(C) | seeds | ACC mean ± std | ACC max | NMI mean ± std | ARI mean ± std | "
              "episodes | vmap | meta s/step | teacher s | rest s |", "|---" * 13 + "|"]
-    for r in sorted(rows, key=lambda r: (r["protocol"], not r["preset"].get("zero_diagonal"),
+    for r in sorted(rows, key=lambda r: (r["protocol"], diagonal_cell(r) == "free",
                                          list(ROWS).index(r["row"]) if r["row"] in ROWS else 9)):
         s = r["summary"]
         meta = [x["seconds_meta_step"] for x in r["seeds"] if "seconds_meta_step" in x]
@@ -62,7 +62,7 @@ def write_table() -> str:
         episodes = (f"{p['episodes']} x {p['n_way']}-way {p['shots']}-shot, "
                     f"{'1st' if p['first_order'] else '2nd'} order" if p["meta"] else "-")
         lines.append(f"| {r['protocol']} (n={r['n']}, external {r['n_external']}) | {r['row']} | "
-                     f"{'0' if p.get('zero_diagonal') else 'free'} | {len(r['seeds'])} | "
+                     f"{diagonal_cell(r)} | {len(r['seeds'])} | "
                      f"{mean_std(s, 'acc')} | {s['acc']['max']:.4f} | {mean_std(s, 'nmi')} | {mean_std(s, 'ari')} | "
                      f"{episodes} | {p['vmap_episodes'] if p['meta'] else '-'} | "
                      f"{'%.3f' % (sum(meta) / len(meta)) if meta else '-'} | "

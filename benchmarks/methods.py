@@ -21,7 +21,8 @@ import argparse
 import resource
 from pathlib import Path
 
-from _tables import RESULTS, add_common_arguments, load_rows, machine_lines, mean_std, save_result, seconds_per_seed
+from _tables import (RESULTS, add_common_arguments, diagonal_cell, load_rows, machine_lines, mean_std, save_result,
+                     seconds_per_seed)
 
 from jaxsc._src.cli import run_experiment
 from jaxsc.cluster import LARGE_N
@@ -49,11 +50,6 @@ def solver_used(solver: str, n: int) -> str:
     return "auto: iterative (approximate)" if n > LARGE_N else "auto: dense"
 
 
-def diagonal(result: dict) -> str:
-    """The table's ``diag(C)`` cell: ``0`` when the run constrained diag(C) = 0, else ``free``."""
-    return "0" if result["preset"]["zero_diagonal"] else "free"
-
-
 def write_table(out_dir: Path, suite: str) -> Path:
     rows = load_rows(out_dir / suite)
     small = [r for r in rows if not r.get("subsample")]
@@ -77,7 +73,7 @@ def write_table(out_dir: Path, suite: str) -> Path:
         s = r["summary"]
         paper = PAPER_ACC.get(r["method"], {}).get(r["dataset"])
         secs = seconds_per_seed(r)
-        lines.append(f"| {r['dataset']} (n={r['n']}) | {r['method']} | {diagonal(r)} | {len(r['seeds'])} | "
+        lines.append(f"| {r['dataset']} (n={r['n']}) | {r['method']} | {diagonal_cell(r)} | {len(r['seeds'])} | "
                      f"{mean_std(s, 'acc')} | "
                      f"{s['acc']['max']:.4f} | {mean_std(s, 'nmi')} | {mean_std(s, 'purity')} | "
                      f"{'%.4f' % paper if paper else '-'} | {r['preset']['finetune_steps']} | {secs:.0f} |")
@@ -94,7 +90,7 @@ def write_table(out_dir: Path, suite: str) -> Path:
             s = r["summary"]
             secs = seconds_per_seed(r)
             paper = LARGE_SCALE_PAPER.get(r["method"])
-            lines.append(f"| {r['dataset']} | {r['method']} | {diagonal(r)} | {r['subsample']} | {r['n']} | "
+            lines.append(f"| {r['dataset']} | {r['method']} | {diagonal_cell(r)} | {r['subsample']} | {r['n']} | "
                          f"{len(r['seeds'])} | "
                          f"{mean_std(s, 'acc')} | {s['acc']['max']:.4f} | {mean_std(s, 'nmi')} | "
                          f"{'%.4f' % paper if paper else '-'} | {secs:.0f} | {r['peak_rss_gib']:.2f} | "
