@@ -48,7 +48,11 @@ def write_table() -> str:
              "two teachers of a seed, which the +model and lrsc rows of one invocation share; `rest s`: the seed's "
              "other stages (meta-training, pretraining, fine-tuning, clustering); both means over seeds. "
              "`diag(C)`: `0` with Eq. 1's constraint diag(C) = 0 (the preset since 2026-11-23), `free` for the rows "
-             "run before it (files `*-diag-free.json`), kept for the record.", "",
+             "run before it (files `*-diag-free.json`), kept for the record. `inner step`: the step size of the "
+             "meta-learning inner step, `auto` (the preset since 2026-11-23) when chosen per seed by "
+             "`stable_inner_lr` on the first batch of episodes (label-free); the rows with 0.001 (files "
+             "`*-inner-0.001.json`) ran with the former fixed step, which raised an episode's loss 1500-fold, so "
+             "that meta-learning silenced the encoder (99.99% of the target's Z zero).", "",
              "| protocol | row | diag(C) | seeds | ACC mean ± std | ACC max | NMI mean ± std | ARI mean ± std | "
              "episodes | vmap | meta s/step | teacher s | rest s |", "|---" * 13 + "|"]
     for r in sorted(rows, key=lambda r: (r["protocol"], diagonal_cell(r) == "free",
@@ -59,8 +63,10 @@ def write_table() -> str:
         teacher = np.mean([x["seconds_teacher"] for x in r["seeds"]])
         rest = np.mean([sum(x[f"seconds_{k}"] for k in ("meta", "pretrain", "finetune", "cluster"))
                         for x in r["seeds"]])
+        chosen = sorted({x["inner_lr"] for x in r["seeds"] if "inner_lr" in x})
+        inner = f"{p['inner_lr']:g}" if p.get("inner_lr") else "auto: " + "/".join(f"{v:g}" for v in chosen)
         episodes = (f"{p['episodes']} x {p['n_way']}-way {p['shots']}-shot, "
-                    f"{'1st' if p['first_order'] else '2nd'} order" if p["meta"] else "-")
+                    f"{'1st' if p['first_order'] else '2nd'} order, inner step {inner}" if p["meta"] else "-")
         lines.append(f"| {r['protocol']} (n={r['n']}, external {r['n_external']}) | {r['row']} | "
                      f"{diagonal_cell(r)} | {len(r['seeds'])} | "
                      f"{mean_std(s, 'acc')} | {s['acc']['max']:.4f} | {mean_std(s, 'nmi')} | {mean_std(s, 'ari')} | "
@@ -83,7 +89,7 @@ def meta_timing(protocol: str, data_dir, steps: int = 20) -> list[str]:
     params = model.init(jax.random.PRNGKey(0), jax.numpy.asarray(x_ext[:2]))["params"]
     no_teacher = np.zeros((len(x_ext), 1), np.float32)
     seconds = [meta_train(model, params, x_ext, y_ext, no_teacher,
-                          base.replace(vmap_episodes=vmap, first_order=first), verbose=False)[2]
+                          base.replace(vmap_episodes=vmap, first_order=first), verbose=False).seconds_per_step
                for first in (False, True) for vmap in (True, False)]
     lines = [f"| {protocol} | {base.episodes} x {base.n_way}-way {base.shots}-shot | "
              + " | ".join(f"{s:.4f}" for s in seconds) + " |"]

@@ -118,7 +118,8 @@ def test_zero_diagonal_masks_self_representation():
 
 def test_meta_step_lowers_the_meta_loss():
     model, params, episodes = _episode_setup()
-    preset = lrsc.LRSCPreset(meta_lr=1e-2)
+    rate = lrsc.stable_inner_lr(model, lrsc.LRSCPreset(), params, episodes[0], episodes[1])
+    preset = lrsc.LRSCPreset(meta_lr=1e-2, inner_lr=rate)
     import optax
     optimizer = optax.adam(preset.meta_lr)
     before = float(lrsc.meta_loss(model, preset, params, episodes))
@@ -127,6 +128,41 @@ def test_meta_step_lowers_the_meta_loss():
     for _ in range(5):
         p, state, _ = lrsc.meta_step(model, preset, optimizer, p, state, episodes)
     assert float(lrsc.meta_loss(model, preset, p, episodes)) < before
+
+
+class InnerStepTest(chex.TestCase):
+    @chex.variants(with_jit=True, without_jit=True)
+    def test_inner_step_losses_match_one_explicit_step(self):
+        model, params, (x, w, _, _) = _episode_setup()
+        preset = lrsc.LRSCPreset()
+        rates = jnp.asarray([1e-3, 1e-1])
+        losses_fn = self.variant(lambda p, x, w, r: lrsc.inner_step_losses.__wrapped__(model, preset, p, x, w, r))
+        start, after = losses_fn(params, x, w, rates)
+        assert after.shape == (2,) and after.dtype == jnp.float32
+        coef = jnp.full((x.shape[1], x.shape[1]), preset.coef_init)
+        expected_start = np.mean([lrsc.episode_loss(model, preset, params, coef, x[e], w[e]) for e in range(3)])
+        np.testing.assert_allclose(start, expected_start, rtol=1e-5)
+        for rate, value in zip(rates, after):
+            grads = jax.grad(lrsc.episode_loss, argnums=(2, 3))
+            adapted = []
+            for e in range(3):
+                g_net, g_coef = grads(model, preset, params, coef, x[e], w[e])
+                net = jax.tree.map(lambda p, g: p - rate * g, params, g_net)
+                adapted.append(lrsc.episode_loss(model, preset, net, coef - rate * g_coef, x[e], w[e]))
+            np.testing.assert_allclose(value, np.mean(adapted), rtol=1e-4)
+
+
+def test_stable_inner_lr_is_the_largest_grid_rate_that_lowers_the_loss():
+    model, params, (x, w, _, _) = _episode_setup()
+    preset = lrsc.LRSCPreset()
+    rate = lrsc.stable_inner_lr(model, preset, params, x, w)
+    grid = lrsc.INNER_LR_GRID
+    start, after = lrsc.inner_step_losses(model, preset, params, x, w, jnp.asarray(grid))
+    chosen = grid.index(rate)
+    assert np.all(np.asarray(after)[:chosen + 1] < float(start))
+    assert chosen == len(grid) - 1 or not float(after[chosen + 1]) < float(start)
+    with pytest.raises(ValueError, match="no inner step of size >= 1e-08 lowers the episode loss \\(nan\\)"):
+        lrsc.stable_inner_lr(model, preset, params, x.at[0, 0, 0, 0, 0].set(jnp.nan), w)
 
 
 def test_split_external_by_classes():
@@ -150,7 +186,8 @@ def test_lrsc_end_to_end_on_digits(capsys):
     assert model.seconds_["meta_step"] > 0
     coef = model.coef_ - np.diag(np.diag(model.coef_))  # diagnostics: RMS of C off its diagonal and of Z
     np.testing.assert_allclose(model.diagnostics_["coef_offdiag_rms"], np.sqrt(np.mean(np.square(coef))), rtol=1e-5)
-    assert model.diagnostics_["latent_rms"] > 0
+    assert model.diagnostics_["latent_rms"] > 0 and 0 <= model.diagnostics_["inactive_latent"] < 1
+    assert model.diagnostics_["inner_lr"] in lrsc.INNER_LR_GRID
     with pytest.raises(ValueError, match="differ in shape"):
         jaxsc.LRSC(n_clusters=3).fit(ds.x[:20], external=(np.zeros((10, 4)), np.zeros(10)))
     # Episodes that the external classes cannot fill fail before any training, naming the numbers.
