@@ -161,6 +161,8 @@ def test_stable_inner_lr_is_the_largest_grid_rate_that_lowers_the_loss():
     chosen = grid.index(rate)
     assert np.all(np.asarray(after)[:chosen + 1] < float(start))
     assert chosen == len(grid) - 1 or not float(after[chosen + 1]) < float(start)
+    with pytest.raises(ValueError, match="needs a numeric preset.inner_lr"):
+        lrsc.meta_loss(model, preset, params, (x, w, x, w))
     with pytest.raises(ValueError, match="no inner step of size >= 1e-08 lowers the episode loss \\(nan\\)"):
         lrsc.stable_inner_lr(model, preset, params, x.at[0, 0, 0, 0, 0].set(jnp.nan), w)
 

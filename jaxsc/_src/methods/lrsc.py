@@ -223,6 +223,8 @@ def stable_inner_lr(model, preset: LRSCPreset, ae_params, x, teacher_w) -> float
 
 def meta_loss(model, preset: LRSCPreset, ae_params, episodes) -> jax.Array:
     """Mean over episodes of Eq. 6 on the test split after adapting on the train split (module docstring)."""
+    if preset.inner_lr is None:
+        raise ValueError("meta_loss needs a numeric preset.inner_lr (meta_train replaces None by stable_inner_lr)")
 
     def one(episode):
         x_tr, w_tr, x_te, w_te = episode
