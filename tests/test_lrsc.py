@@ -1,5 +1,7 @@
 """LRSC: distillation and InfoNCE terms against numpy, episode sampling, MAML (vmap vs sequential, first vs
 second order), the teacher, the class split, and a small end-to-end run."""
+from unittest import mock
+
 import chex
 import jax
 import jax.numpy as jnp
@@ -219,5 +221,10 @@ def test_rows_that_distil_share_one_teacher_per_seed():
     given = lrsc.fit_lrsc(target.x, 3, ext.x, ext.y, preset, seed=0, verbose=False, teacher=features)
     np.testing.assert_array_equal(own.labels, given.labels)
     np.testing.assert_allclose(own.coef, given.coef, atol=1e-6)
+    # A dead encoder (Z = 0 for every sample) is reported, not silently clustered.
+    with pytest.warns(RuntimeWarning, match="100.0% of the latent coordinates are zero"):
+        with mock.patch.object(lrsc, "encode_in_batches", lambda model, params, x: np.zeros((len(x), 4))):
+            dead = lrsc.fit_lrsc(target.x, 3, ext.x, ext.y, preset, seed=0, verbose=False, teacher=features)
+    assert dead.diagnostics["inactive_latent"] == 1.0
     with pytest.raises(ValueError, match="teacher features for 5 external"):
         lrsc.fit_lrsc(target.x, 3, ext.x, ext.y, preset, teacher=(np.zeros((5, 8)), np.zeros((90, 8))))

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
+import warnings
 from functools import partial
 from typing import Any, NamedTuple
 
@@ -333,6 +334,9 @@ def meta_train(model, ae_params, x_ext, y_ext, t_ext, preset: LRSCPreset, *, see
 
 
 # ------------------------------------------------------------------------------------------------------ target
+DEAD_ENCODER_FRACTION = 0.5  # fit_lrsc warns past this fraction of never-active latent coordinates (7% at init)
+
+
 class LRSCResult(NamedTuple):
     """Output of :func:`fit_lrsc`: labels, C, parameters, meta-training history, seconds per stage (with
     ``meta_step``, the time of one meta-update excluding compilation) and label-free ``diagnostics`` of the
@@ -406,4 +410,8 @@ def fit_lrsc(x, n_clusters: int, x_external, y_external, preset: LRSCPreset = LR
     diagnostics.update(latent_rms=float(np.sqrt(np.mean(np.square(latent)))),
                        coef_offdiag_rms=float(np.sqrt(np.sum(np.square(coef - np.diag(np.diag(coef))))) / len(coef)),
                        inactive_latent=float(np.mean(np.all(latent == 0, axis=0))))
+    if diagnostics["inactive_latent"] > DEAD_ENCODER_FRACTION:
+        warnings.warn(f"{diagnostics['inactive_latent']:.1%} of the latent coordinates are zero for every target "
+                      "sample: the encoder's last ReLU is (mostly) dead and the clustering is unreliable. Check "
+                      "the meta-learning inner step (inner_lr) and the learning rates.", RuntimeWarning, stacklevel=2)
     return LRSCResult(labels, coef, fitted.params, history, seconds, diagnostics)
