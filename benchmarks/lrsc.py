@@ -55,8 +55,12 @@ def write_table() -> str:
              "that meta-learning silenced the encoder (99.99% of the target's Z zero).", "",
              "| protocol | row | diag(C) | seeds | ACC mean ± std | ACC max | NMI mean ± std | ARI mean ± std | "
              "episodes | vmap | meta s/step | teacher s | rest s |", "|---" * 13 + "|"]
-    for r in sorted(rows, key=lambda r: (r["protocol"], diagonal_cell(r) == "free",
-                                         list(ROWS).index(r["row"]) if r["row"] in ROWS else 9)):
+    def order(r):  # the preset's rows first, then those with a fixed inner step, then those with diag(C) free
+        fixed_inner = bool(r["preset"]["meta"] and r["preset"].get("inner_lr"))
+        return (r["protocol"], diagonal_cell(r) == "free", fixed_inner,
+                list(ROWS).index(r["row"]) if r["row"] in ROWS else 9)
+
+    for r in sorted(rows, key=order):
         s = r["summary"]
         meta = [x["seconds_meta_step"] for x in r["seeds"] if "seconds_meta_step" in x]
         p = r["preset"]
