@@ -52,9 +52,11 @@ def write_table() -> str:
              "meta-learning inner step, `auto` (the preset since 2026-11-23) when chosen per seed by "
              "`stable_inner_lr` on the first batch of episodes (label-free); the rows with 0.001 (files "
              "`*-inner-0.001.json`) ran with the former fixed step, which raised an episode's loss 1500-fold, so "
-             "that meta-learning silenced the encoder (99.99% of the target's Z zero).", "",
+             "that meta-learning silenced the encoder (99.99% of the target's Z zero). `inactive Z`: per seed, the "
+             "fraction of the latent coordinates that are zero for every target sample (label-free; 1.00 is a dead "
+             "encoder, for which `fit_lrsc` warns; `-` for rows run before it was recorded).", "",
              "| protocol | row | diag(C) | seeds | ACC mean ± std | ACC max | NMI mean ± std | ARI mean ± std | "
-             "episodes | vmap | meta s/step | teacher s | rest s |", "|---" * 13 + "|"]
+             "episodes | vmap | meta s/step | teacher s | rest s | inactive Z |", "|---" * 14 + "|"]
     def order(r):  # the preset's rows first, then those with a fixed inner step, then those with diag(C) free
         fixed_inner = bool(r["preset"]["meta"] and r["preset"].get("inner_lr"))
         return (r["protocol"], diagonal_cell(r) == "free", fixed_inner,
@@ -67,6 +69,7 @@ def write_table() -> str:
         teacher = np.mean([x["seconds_teacher"] for x in r["seeds"]])
         rest = np.mean([sum(x[f"seconds_{k}"] for k in ("meta", "pretrain", "finetune", "cluster"))
                         for x in r["seeds"]])
+        inactive = " / ".join(f"{x['inactive_latent']:.2f}" for x in r["seeds"] if "inactive_latent" in x) or "-"
         chosen = sorted({x["inner_lr"] for x in r["seeds"] if "inner_lr" in x})
         inner = f"{p['inner_lr']:g}" if p.get("inner_lr") else "auto: " + "/".join(f"{v:g}" for v in chosen)
         episodes = (f"{p['episodes']} x {p['n_way']}-way {p['shots']}-shot, "
@@ -76,7 +79,7 @@ def write_table() -> str:
                      f"{mean_std(s, 'acc')} | {s['acc']['max']:.4f} | {mean_std(s, 'nmi')} | {mean_std(s, 'ari')} | "
                      f"{episodes} | {p['vmap_episodes'] if p['meta'] else '-'} | "
                      f"{'%.3f' % (sum(meta) / len(meta)) if meta else '-'} | "
-                     f"{f'{teacher:.0f}' if p['distill'] else '-'} | {rest:.0f} |")
+                     f"{f'{teacher:.0f}' if p['distill'] else '-'} | {rest:.0f} | {inactive} |")
     text = "\n".join(lines + machine_lines(rows))
     (RESULTS / "lrsc.md").write_text(text)
     return text
