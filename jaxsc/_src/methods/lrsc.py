@@ -44,9 +44,7 @@ from jaxsc._src.losses.reconstruction import reconstruction_loss
 from jaxsc._src.losses.self_expression import self_expression_loss
 from jaxsc._src.methods.out_of_sample import encode_in_batches, map_in_batches
 from jaxsc._src.methods.presets import Preset, checked_replace
-from jaxsc._src.methods.self_expressive import ReconstructionObjective
-from jaxsc._src.models.autoencoders import flatten
-from jaxsc._src.models.self_expression import self_express
+from jaxsc._src.methods.self_expressive import ReconstructionObjective, self_expressive_forward
 from jaxsc._src.models.teacher import ClassificationObjective, TeacherNet
 from jaxsc._src.train.loop import train
 
@@ -155,11 +153,8 @@ def teacher_features(x_ext, y_ext, x_target, *, steps: int, batch: int, seed: in
 def episode_loss(model, preset: LRSCPreset, ae_params, coef, x, teacher_w):
     """Eq. 6 on one split: w_rec ||X - X~||^2 + w_se ||Z - C Z||^2 + w_reg R(C) + eta-term (if distilling), with
     diag(C) masked when ``preset.zero_diagonal``."""
-    variables = {"params": ae_params}
-    z_maps = model.apply(variables, x, method="encode")
-    z = flatten(z_maps)
-    zc = self_express(coef, z, zero_diagonal=preset.zero_diagonal)
-    x_hat = model.apply(variables, zc.reshape(z_maps.shape), method="decode")
+    z, zc, x_hat = self_expressive_forward(model, {"autoencoder": ae_params, "coef": coef}, x,
+                                           zero_diagonal=preset.zero_diagonal)
     loss = preset.w_rec * reconstruction_loss(x, x_hat) + preset.w_se * self_expression_loss(z, zc) \
         + preset.w_reg * coefficient_penalty(coef, preset.penalty)
     if preset.distill:
