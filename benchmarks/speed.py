@@ -15,8 +15,8 @@
    for growing n: step time and XLA's memory plan of the compiled step (arguments + outputs + temporaries, from
    ``compiled.memory_analysis()``), against the bytes of C alone.
 
-The cluster stage is timed with the solvers ``dense`` (eigh) and ``randomized`` (randomized top subspace, LOBPCG
-embedding), and past ``jaxsc.cluster.LARGE_N`` also ``iterative`` (sparse top-k affinity). Writes
+The cluster stage is timed with the solvers ``dense`` (eigh) and ``randomized`` (randomized top subspace, Chebyshev-
+filtered embedding), and past ``jaxsc.cluster.LARGE_N`` also ``iterative`` (sparse top-k affinity). Writes
 ``benchmarks/results/speed_<device>.md``; ``--sections`` re-measures some sections and keeps the others (each is dated).
 
     python benchmarks/speed.py --dscnet-port ../DSC-Net --cluster-n 1000 1440 5000 10000 \\

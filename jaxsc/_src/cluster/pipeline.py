@@ -29,11 +29,11 @@ class PostConfig(NamedTuple):
       assign: ``"discretize"`` (reference) or ``"kmeans"``.
       n_init: k-means restarts when ``assign="kmeans"``.
       solver: ``"dense"`` (eigh of S and of the n x n affinity), ``"randomized"`` (the top singular vectors of S
-        by randomized subspace iteration, approximate; the dense affinity; its top K eigenvectors by LOBPCG,
-        accepted only when its residuals pass, else eigh: :func:`jaxsc.cluster.top_eigenpairs`), ``"iterative"``
-        (randomized SVD, a sparse top-k
-        affinity and LOBPCG: :mod:`jaxsc.cluster.large`; svd affinity only; approximate), or ``"auto"``:
-        iterative when n > ``LARGE_N``, else dense.
+        by randomized subspace iteration, approximate; the dense affinity; its top K eigenvectors by
+        Chebyshev-filtered subspace iteration, accepted only when its residuals pass, else eigh:
+        :func:`jaxsc.cluster.top_eigenpairs`), ``"iterative"`` (randomized SVD, a sparse top-k affinity and
+        Chebyshev-filtered subspace iteration: :mod:`jaxsc.cluster.large`; svd affinity only; approximate), or ``"auto"``: iterative when
+        n > ``LARGE_N``, else dense.
       neighbors: entries kept per row of the affinity by the iterative solver.
     """
 
@@ -87,7 +87,7 @@ def _cluster(coef, n_clusters, post, key):
     else:
         affinity = simple_affinity(coef)
     labels = spectral_clustering(affinity, n_clusters, key, post.assign, post.n_init,
-                                 "lobpcg" if fast else "eigh")
+                                 "chebyshev" if fast else "eigh")
     return ClusterResult(labels.astype(jnp.int32), affinity)
 
 

@@ -18,9 +18,9 @@ def spectral_embedding(affinity: jax.Array, n_clusters: int, eigensolver: str = 
 
     W is the affinity with its diagonal ignored (as scipy's normalised Laplacian and scikit-learn do),
     D = diag(rowsum W); isolated nodes get degree 1. The top eigenvectors of M are the bottom ones of the
-    normalised Laplacian I - M. Returns ``(V (n, K), sqrt_degree (n,))``. ``eigensolver``: ``"eigh"`` or
-    ``"lobpcg"`` (:func:`jaxsc.cluster.top_eigenpairs` on M + I, started from sqrt(D), the top eigenvector of a
-    connected graph, and Gaussian columns from ``key``).
+    normalised Laplacian I - M. Returns ``(V (n, K), sqrt_degree (n,))``. ``eigensolver``: ``"eigh"``,
+    ``"lobpcg"`` or ``"chebyshev"`` (:func:`jaxsc.cluster.top_eigenpairs` on M + I, whose spectrum lies in
+    [0, 2], started from sqrt(D), the top eigenvector of a connected graph, and Gaussian columns from ``key``).
     """
     w = affinity * (1.0 - jnp.eye(affinity.shape[0], dtype=affinity.dtype))
     degree = jnp.sum(w, axis=1)
@@ -30,7 +30,7 @@ def spectral_embedding(affinity: jax.Array, n_clusters: int, eigensolver: str = 
     key = jax.random.PRNGKey(0) if key is None else key
     start = jax.random.normal(key, (m.shape[0], n_clusters), m.dtype).at[:, 0].set(sqrt_degree)
     _, vectors = top_eigenpairs(shifted, n_clusters, method=eigensolver, start=start,
-                                key=jax.random.fold_in(key, 1))
+                                key=jax.random.fold_in(key, 1), lower=0.0)
     return vectors, sqrt_degree
 
 
