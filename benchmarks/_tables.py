@@ -27,6 +27,11 @@ def _merge(old: list[dict], new: list[dict]) -> list[dict]:
     return [by_seed[s] for s in sorted(by_seed)]
 
 
+# Preset fields added after results were saved, with the value the code had before them: a saved preset without
+# the field is compared as if it had this value.
+ADDED_FIELDS = {"distill_form": "sum"}
+
+
 def merge_seeds(result: dict, path: Path) -> dict:
     """``result`` with the seeds already saved in ``path`` by a run of the same method, dataset and preset, so
     that the seeds of one row can be run in separate invocations (a seed run again replaces its old entry).
@@ -34,6 +39,7 @@ def merge_seeds(result: dict, path: Path) -> dict:
     if not path.exists():
         return result
     old = json.loads(path.read_text())
+    old["preset"] = {**{k: v for k, v in ADDED_FIELDS.items() if k in result["preset"]}, **old["preset"]}
     # compared as JSON: the saved preset has lists where the fresh one has tuples
     if any(old.get(k) != json.loads(json.dumps(result.get(k))) for k in ("method", "dataset", "preset", "n")):
         return result

@@ -39,6 +39,11 @@ ROWS = {"dsc-l2": dict(meta=False, distill=False, nce=False), "+task": dict(meta
         "+model": dict(meta=True, distill=True, nce=False), "lrsc": dict(meta=True, distill=True, nce=True)}
 
 
+def distill_cell(result: dict) -> str:
+    """The ``distill`` cell: the distillation form, ``sum`` for rows saved before the field existed."""
+    return result["preset"].get("distill_form", "sum") if result["preset"]["distill"] else "-"
+
+
 def write_table() -> str:
     rows = load_rows(RESULTS / "lrsc")
     lines = ["# LRSC ablation on class-split protocols", "",
@@ -54,12 +59,15 @@ def write_table() -> str:
              "`*-inner-0.001.json`) ran with the former fixed step, which raised an episode's loss 1500-fold, so "
              "that meta-learning silenced the encoder (99.99% of the target's Z zero). `inactive Z`: per seed, the "
              "fraction of the latent coordinates that are zero for every target sample (label-free; 1.00 is a dead "
-             "encoder, for which `fit_lrsc` warns; `-` for rows run before it was recorded).", "",
-             "| protocol | row | diag(C) | seeds | ACC mean ± std | ACC max | NMI mean ± std | ARI mean ± std | "
-             "episodes | vmap | meta s/step | teacher s | rest s | inactive Z |", "|---" * 14 + "|"]
-    def order(r):  # the preset's rows first, then those with a fixed inner step, then those with diag(C) free
+             "encoder, for which `fit_lrsc` warns; `-` for rows run before it was recorded). `distill`: the form of "
+             "the distillation term, `normalized` (the preset since 2026-11-23: Eq. 4's sum divided by Z's mean "
+             "squared pairwise distance, so that shrinking Z cannot lower it) or `sum` (Eq. 4 as written; files "
+             "`*-distill-sum.json`), `-` for rows without distillation.", "",
+             "| protocol | row | diag(C) | distill | seeds | ACC mean ± std | ACC max | NMI mean ± std | ARI mean ± std | "
+             "episodes | vmap | meta s/step | teacher s | rest s | inactive Z |", "|---" * 15 + "|"]
+    def order(r):  # the preset's rows first, then the sum form, a fixed inner step, diag(C) free
         fixed_inner = bool(r["preset"]["meta"] and r["preset"].get("inner_lr"))
-        return (r["protocol"], diagonal_cell(r) == "free", fixed_inner,
+        return (r["protocol"], diagonal_cell(r) == "free", fixed_inner, distill_cell(r) == "sum",
                 list(ROWS).index(r["row"]) if r["row"] in ROWS else 9)
 
     for r in sorted(rows, key=order):
@@ -75,7 +83,7 @@ def write_table() -> str:
         episodes = (f"{p['episodes']} x {p['n_way']}-way {p['shots']}-shot, "
                     f"{'1st' if p['first_order'] else '2nd'} order, inner step {inner}" if p["meta"] else "-")
         lines.append(f"| {r['protocol']} (n={r['n']}, external {r['n_external']}) | {r['row']} | "
-                     f"{diagonal_cell(r)} | {len(r['seeds'])} | "
+                     f"{diagonal_cell(r)} | {distill_cell(r)} | {len(r['seeds'])} | "
                      f"{mean_std(s, 'acc')} | {s['acc']['max']:.4f} | {mean_std(s, 'nmi')} | {mean_std(s, 'ari')} | "
                      f"{episodes} | {p['vmap_episodes'] if p['meta'] else '-'} | "
                      f"{'%.3f' % (sum(meta) / len(meta)) if meta else '-'} | "

@@ -36,3 +36,17 @@ def test_save_result_replaces_a_file_from_another_preset(tmp_path):
     tables.save_result(_result([2], [0.5], preset="b"), path)
     saved = json.loads(path.read_text())
     assert [r["seed"] for r in saved["seeds"]] == [2] and saved["preset"]["p"] == "b"
+
+
+def test_a_preset_field_added_later_merges_only_at_its_former_value(tmp_path):
+    tables = benchmark_module("_tables")
+    path = tmp_path / "orl.json"
+    tables.save_result(_result([0], [0.8]), path)  # saved before presets had distill_form
+    same = _result([1], [0.6])
+    same["preset"]["distill_form"] = "sum"  # the value the code had before the field
+    tables.save_result(same, path)
+    assert [r["seed"] for r in json.loads(path.read_text())["seeds"]] == [0, 1]
+    changed = _result([2], [0.5])
+    changed["preset"]["distill_form"] = "normalized"
+    tables.save_result(changed, path)
+    assert [r["seed"] for r in json.loads(path.read_text())["seeds"]] == [2]

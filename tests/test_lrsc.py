@@ -40,6 +40,35 @@ class DistillationTest(chex.TestCase):
         np.testing.assert_allclose(self.variant(losses.weighted_locality_loss)(z, w), explicit, rtol=1e-4)
 
     @chex.variants(with_jit=True, without_jit=True)
+    def test_normalized_locality_is_the_sum_over_the_mean_pair_distance(self):
+        z, w = _rand(6, 4, seed=1), np.abs(_rand(6, 6, seed=2))
+        d = ((z[:, None, :].astype(np.float64) - z[None]) ** 2).sum(-1)
+        off = ~np.eye(6, dtype=bool)
+        expected = (w * d)[off].sum() / d[off].mean()
+        value = self.variant(losses.normalized_locality_loss)(z, w)
+        chex.assert_shape(value, ())
+        assert value.dtype == jnp.float32
+        np.testing.assert_allclose(value, expected, rtol=1e-4)
+        # invariant to Z -> a Z + b: shrinking Z cannot lower it
+        np.testing.assert_allclose(self.variant(losses.normalized_locality_loss)(0.01 * z + 3.0, w), expected,
+                                   rtol=1e-3)
+        uniform = (np.ones((6, 6)) - np.eye(6)) / 5  # row-normalised uniform weights: exactly n
+        np.testing.assert_allclose(self.variant(losses.normalized_locality_loss)(z, uniform), 6.0, rtol=1e-5)
+
+    def test_distillation_forms(self):
+        z, w = jnp.asarray(_rand(6, 4, seed=1)), jnp.asarray(np.abs(_rand(6, 6, seed=2)))
+        np.testing.assert_allclose(losses.distillation_loss(z, w, "sum"), losses.weighted_locality_loss(z, w))
+        np.testing.assert_allclose(losses.distillation_loss(z, w), losses.normalized_locality_loss(z, w))
+        # a collapsed Z (all rows equal) gives 0 and a finite gradient, not 0/0
+        collapsed = jnp.ones((6, 4))
+        assert float(losses.normalized_locality_loss(collapsed, w)) == 0.0
+        assert bool(jnp.all(jnp.isfinite(jax.grad(losses.normalized_locality_loss)(collapsed, w))))
+        with pytest.raises(ValueError, match="unknown distillation form 'ratio'"):
+            losses.distillation_loss(z, w, "ratio")
+        with pytest.raises(ValueError, match="unknown distill_form 'ratio'"):
+            jaxsc.train.SelfExpressiveObjective(ConvAutoencoder((8, 8, 1), (3,), (2,)), distill_form="ratio")
+
+    @chex.variants(with_jit=True, without_jit=True)
     def test_infonce_matches_a_log_softmax_reference(self):
         z, g = _rand(5, 3, seed=3), _rand(5, 3, seed=4)
         zn = z / np.linalg.norm(z, axis=1, keepdims=True)

@@ -1,7 +1,9 @@
 """LRSC's model-level and self-supervision terms (papers/lrsc_*: Eq. 4-5, 7-9).
 
 - Distillation from a deeper teacher: W_ij = exp(-||t_i - t_j||^2 / t) on teacher features, and the weighted
-  locality sum_{i != j} W_ij ||z_i - z_j||^2 in trace form (O(n^2 d), no n x n x d tensor).
+  locality sum_{i != j} W_ij ||z_i - z_j||^2 in trace form (O(n^2 d), no n x n x d tensor), as in Eq. 4
+  (``"sum"``) or divided by Z's mean squared pairwise distance (``"normalized"``, a departure from the paper:
+  the sum is lowered by shrinking Z, which with a ReLU encoder ends in a dead encoder).
 - Self-supervision: InfoNCE between the L2-normalised rows of Z and of G = C Z.
 """
 from __future__ import annotations
@@ -41,6 +43,35 @@ def weighted_locality_loss(z: jax.Array, weights: jax.Array) -> jax.Array:
     sq = jnp.sum(jnp.square(z), axis=1)
     degree = jnp.sum(weights, axis=0) + jnp.sum(weights, axis=1)
     return jnp.sum(degree * sq) - 2.0 * jnp.sum(z * (weights @ z))
+
+
+def normalized_locality_loss(z: jax.Array, weights: jax.Array) -> jax.Array:
+    """sum_{i != j} W_ij ||z_i - z_j||^2 / mean_{i != j} ||z_i - z_j||^2.
+
+    The distillation sum measured in units of Z's own spread: invariant to Z -> a Z + b, so that it shapes which
+    samples are close but cannot be lowered by shrinking Z. With row-normalised W it equals n for uniform
+    weights or for a Z unrelated to the teacher, and less when the teacher's neighbours are closer than average.
+    The mean uses sum_{i != j} ||z_i - z_j||^2 = 2 n sum_i ||z_i - z_mean||^2 (O(n d)); a collapsed Z (all rows
+    equal) gives 0.
+    """
+    z = z.reshape(z.shape[0], -1)
+    n = z.shape[0]
+    centred = z - jnp.mean(z, axis=0, keepdims=True)  # both sums are translation invariant; centring avoids
+    mean_sq_distance = 2.0 * n * jnp.sum(jnp.square(centred)) / (n * (n - 1))  # cancellation in the trace form
+    spread = mean_sq_distance > jnp.finfo(z.dtype).tiny
+    ratio = weighted_locality_loss(centred, weights) / jnp.where(spread, mean_sq_distance, 1.0)
+    return jnp.where(spread, ratio, 0.0)  # (the double where keeps the gradient of a collapsed Z finite)
+
+
+DISTILLATION_FORMS = {"sum": weighted_locality_loss, "normalized": normalized_locality_loss}
+
+
+def distillation_loss(z: jax.Array, weights: jax.Array, form: str = "normalized") -> jax.Array:
+    """LRSC's distillation term: :func:`weighted_locality_loss` (``form="sum"``, the paper's Eq. 4) or
+    :func:`normalized_locality_loss` (``"normalized"``)."""
+    if form not in DISTILLATION_FORMS:
+        raise ValueError(f"unknown distillation form {form!r}; choose one of {sorted(DISTILLATION_FORMS)}")
+    return DISTILLATION_FORMS[form](z, weights)
 
 
 def infonce_loss(z: jax.Array, g: jax.Array, temperature: float = 0.5) -> jax.Array:

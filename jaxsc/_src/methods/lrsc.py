@@ -39,7 +39,7 @@ import optax
 from jaxsc._src import api
 from jaxsc._src.cluster.pipeline import PostConfig
 from jaxsc._src.losses.coefficient import coefficient_penalty
-from jaxsc._src.losses.distillation import heat_kernel_weights, weighted_locality_loss
+from jaxsc._src.losses.distillation import distillation_loss, heat_kernel_weights
 from jaxsc._src.losses.reconstruction import reconstruction_loss
 from jaxsc._src.losses.self_expression import self_expression_loss
 from jaxsc._src.methods.out_of_sample import encode_in_batches, map_in_batches
@@ -60,7 +60,11 @@ class LRSCPreset:
     four 3x3 stride-2 convs with 10-20-30-40 channels (a 256-unit dense layer for vectors). ``zero_diagonal``:
     Eq. 1's constraint diag(C) = 0 ("avoiding degenerated solutions"), in the episodes and on the target; without
     it InfoNCE between Z and C Z is minimised by C = I. ``inner_lr``: the step size of the inner (adaptation)
-    step; ``None`` chooses it by :func:`stable_inner_lr`."""
+    step; ``None`` chooses it by :func:`stable_inner_lr`. ``distill_form``: ``"normalized"`` (default, a departure
+    from Eq. 4) divides the distillation sum by Z's mean squared pairwise distance
+    (:func:`jaxsc.losses.normalized_locality_loss`); ``"sum"`` is Eq. 4 as written, which can be lowered by
+    shrinking Z: with it, meta-learning plus distillation left 57% and 100% of the target's latent coordinates
+    never active on the COIL-100 protocol's seeds 0 and 1 (ACC 0.518 and 0.236)."""
 
     meta: bool = True
     distill: bool = True
@@ -75,6 +79,7 @@ class LRSCPreset:
     w_se: float = 1.0
     w_reg: float = 1.0
     w_distill: float = 0.5
+    distill_form: str = "normalized"
     w_nce: float = 1.0
     nce_temperature: float = 0.5
     coef_init: float = 1e-4
@@ -103,7 +108,7 @@ class LRSCPreset:
         return Preset(kernels=self.kernels, channels=self.channels, mlp_hidden=self.mlp_hidden,
                       mlp_latent=self.mlp_latent, w_rec=self.w_rec, w_reg=self.w_reg, w_se=self.w_se,
                       penalty=self.penalty, zero_diagonal=self.zero_diagonal,
-                      w_distill=self.w_distill if self.distill else 0.0,
+                      w_distill=self.w_distill if self.distill else 0.0, distill_form=self.distill_form,
                       w_nce=self.w_nce if self.nce else 0.0, nce_temperature=self.nce_temperature,
                       finetune_steps=self.finetune_steps, finetune_lr=self.finetune_lr,
                       pretrain_steps=self.pretrain_steps, pretrain_batch=self.pretrain_batch,
@@ -158,7 +163,7 @@ def episode_loss(model, preset: LRSCPreset, ae_params, coef, x, teacher_w):
     loss = preset.w_rec * reconstruction_loss(x, x_hat) + preset.w_se * self_expression_loss(z, zc) \
         + preset.w_reg * coefficient_penalty(coef, preset.penalty)
     if preset.distill:
-        loss = loss + preset.w_distill * weighted_locality_loss(z, teacher_w)
+        loss = loss + preset.w_distill * distillation_loss(z, teacher_w, preset.distill_form)
     return loss
 
 
@@ -390,7 +395,8 @@ def fit_lrsc(x, n_clusters: int, x_external, y_external, preset: LRSCPreset = LR
     seconds["meta"] = time.perf_counter() - start
     start = time.perf_counter()
     data = jnp.asarray(x) if t_target is None else {"x": jnp.asarray(x), "teacher": jnp.asarray(t_target)}
-    pre = ReconstructionObjective(model, target.pretrain_lr, preset.w_rec, target.w_distill)
+    pre = ReconstructionObjective(model, target.pretrain_lr, preset.w_rec, target.w_distill,
+                                  distill_form=preset.distill_form)
     ae = train(pre, ae, data, target.pretrain_steps, key=jax.random.PRNGKey(seed + 1),
                batch_size=min(target.pretrain_batch, x.shape[0]), log_every=max(target.pretrain_steps // 10, 1),
                verbose=verbose, desc="pretrain").params

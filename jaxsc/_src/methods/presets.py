@@ -73,6 +73,7 @@ class Preset:
     w_local: float = 0.0
     neighbors: int = 3
     w_distill: float = 0.0
+    distill_form: str = "sum"
     w_nce: float = 0.0
     nce_temperature: float = 0.5
     coef_state_dtype: str | None = None

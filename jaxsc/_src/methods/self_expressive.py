@@ -2,7 +2,7 @@
 
     L = w_rec L_rec + w_reg R(C) + w_se ||Z - C Z||^2 + w_raw ||X - C X||^2
         + w_graph L_graph(P, S) + w_label L_label(P) + w_local sum_ij a_ij ||z_i - z_j||^2
-        + w_distill sum_{i != j} W_ij ||z_i - z_j||^2 + w_nce L_InfoNCE(Z, C Z),
+        + w_distill L_distill(Z, W) + w_nce L_InfoNCE(Z, C Z),
 
 with Z = enc(X) flattened per sample, X_hat = dec(C Z), S = (|C| + |C|^T)/2, P = softmax(Z W + b) and
 
@@ -11,7 +11,9 @@ with Z = enc(X) flattened per sample, X_hat = dec(C Z), S = (|C| + |C|^T)/2, P =
 - R(C) = ||C||_F^2 (L2) or ||C||_1 (L1);
 - L_graph, L_label: PSSC's pseudo-supervision (:mod:`jaxsc.losses`), computed only when their weight is > 0;
 - a_ij: UDLL's prior graph (:func:`jaxsc.losses.adaptive_neighbors` on the pretrained Z), passed with the data
-  as ``{'x': X, 'neighbor_index': ..., 'neighbor_weight': ...}`` (sparse, k entries per sample).
+  as ``{'x': X, 'neighbor_index': ..., 'neighbor_weight': ...}`` (sparse, k entries per sample);
+- L_distill: LRSC's sum_{i != j} W_ij ||z_i - z_j||^2 (Eq. 4), or that sum divided by Z's mean squared pairwise
+  distance (:func:`jaxsc.losses.distillation_loss`), W a heat kernel on teacher features given with the data.
 
 DSC-Net: laplacian off, w_raw = w_graph = w_label = 0. RGRL: laplacian on, w_raw > 0 (RGRL-sc: laplacian off).
 PSSC: laplacian on, w_reg = w_raw = 0, w_graph, w_label > 0, zero diagonal (PSSC-l: w_graph = w_label = 0).
@@ -28,7 +30,7 @@ import jax.numpy as jnp
 import optax
 
 from jaxsc._src.losses.coefficient import PENALTIES, coefficient_penalty
-from jaxsc._src.losses.distillation import heat_kernel_weights, infonce_loss, weighted_locality_loss
+from jaxsc._src.losses.distillation import DISTILLATION_FORMS, distillation_loss, heat_kernel_weights, infonce_loss
 from jaxsc._src.losses.locality import locality_loss
 from jaxsc._src.losses.graph import coefficient_similarity, laplacian_reconstruction_loss
 from jaxsc._src.losses.pseudo_supervision import PSEUDO_GRAPH_LOSSES, pseudo_label_loss
@@ -47,21 +49,27 @@ def _split_batch(batch):
     return (batch["x"], batch) if isinstance(batch, dict) else (batch, {})
 
 
-def _distillation(z, extras, bandwidth):
-    """LRSC's distillation term with the row-normalised heat kernel of the teacher features."""
+def _distillation(z, extras, bandwidth, form):
+    """LRSC's distillation term (:func:`jaxsc.losses.distillation_loss` of ``form``) with the row-normalised heat
+    kernel of the teacher features."""
     if "teacher" not in extras:
         raise ValueError("w_distill > 0 needs teacher features: pass {'x': ..., 'teacher': ...}")
-    return weighted_locality_loss(z, heat_kernel_weights(extras["teacher"], bandwidth, row_normalize=True))
+    return distillation_loss(z, heat_kernel_weights(extras["teacher"], bandwidth, row_normalize=True), form)
+
+
+def _check_distill_form(form):
+    if form not in DISTILLATION_FORMS:
+        raise ValueError(f"unknown distill_form {form!r}; choose one of {sorted(DISTILLATION_FORMS)}")
 
 
 @dataclasses.dataclass(frozen=True)
 class ReconstructionObjective:
     """Autoencoder pretraining with Adam(``learning_rate``):
 
-        L = w_rec ||X - dec(enc(X))||^2 + w_distill sum_{i != j} W_ij ||z_i - z_j||^2,
+        L = w_rec ||X - dec(enc(X))||^2 + w_distill D(Z),
 
-    the second term (LRSC's distillation, W a heat kernel on teacher features given with the batch as
-    ``{'x', 'teacher'}``) only when ``w_distill > 0``.
+    the second term (LRSC's distillation of ``distill_form``, :func:`jaxsc.losses.distillation_loss`, W a heat
+    kernel on teacher features given with the batch as ``{'x', 'teacher'}``) only when ``w_distill > 0``.
     """
 
     model: nn.Module
@@ -69,6 +77,10 @@ class ReconstructionObjective:
     w_rec: float = 1.0
     w_distill: float = 0.0
     bandwidth: float | None = None
+    distill_form: str = "sum"
+
+    def __post_init__(self):
+        _check_distill_form(self.distill_form)
 
     def loss(self, params, batch):
         """``(loss, terms)`` on an array or ``{'x', 'teacher'}`` batch."""
@@ -77,7 +89,7 @@ class ReconstructionObjective:
         z = self.model.apply(variables, x, method="encode")
         terms = {"rec": reconstruction_loss(x, self.model.apply(variables, z, method="decode"))}
         if self.w_distill > 0:
-            terms["distill"] = _distillation(z, extras, self.bandwidth)
+            terms["distill"] = _distillation(z, extras, self.bandwidth, self.distill_form)
         return self.w_rec * terms["rec"] + self.w_distill * terms.get("distill", 0.0), terms
 
     def optimizer(self):
@@ -117,8 +129,10 @@ class SelfExpressiveObjective:
       graph_form: ``"contrastive"`` (paper) or ``"hinge"`` (reference code), see :mod:`jaxsc.losses`.
       label_threshold: confidence above which a pseudo-label counts (0.8 in PSSC).
       w_local: weight of UDLL's locality loss on the prior graph given with the data.
-      w_distill, bandwidth: weight of LRSC's distillation sum_{i != j} W_ij ||z_i - z_j||^2 with the heat kernel
-        W of teacher features given with the data (``bandwidth=None``: median squared distance).
+      w_distill, bandwidth, distill_form: weight of LRSC's distillation term with the heat kernel W of teacher
+        features given with the data (``bandwidth=None``: median squared distance), in the form ``"sum"``
+        (sum_{i != j} W_ij ||z_i - z_j||^2, Eq. 4) or ``"normalized"`` (divided by Z's mean squared pairwise
+        distance), :func:`jaxsc.losses.distillation_loss`.
       w_nce, nce_temperature: weight and temperature of LRSC's InfoNCE between Z and C Z.
       coef_state_dtype: ``None`` (float32 Adam) or ``"bfloat16"``: C's Adam moments stored in bfloat16
         (:func:`jaxsc.train.adam_compact`), two n x n float32 arrays fewer.
@@ -143,6 +157,7 @@ class SelfExpressiveObjective:
     w_local: float = 0.0
     w_distill: float = 0.0
     bandwidth: float | None = None
+    distill_form: str = "sum"
     w_nce: float = 0.0
     nce_temperature: float = 0.5
     coef_state_dtype: str | None = None
@@ -154,6 +169,7 @@ class SelfExpressiveObjective:
             raise ValueError(f"matmul_dtype must be one of {list(_MATMUL_DTYPES)}, got {self.matmul_dtype!r}")
         if self.coef_state_dtype not in _MATMUL_DTYPES:
             raise ValueError(f"coef_state_dtype must be one of {list(_MATMUL_DTYPES)}, got {self.coef_state_dtype!r}")
+        _check_distill_form(self.distill_form)
         if self.graph_form not in PSEUDO_GRAPH_LOSSES:
             raise ValueError(f"unknown graph_form {self.graph_form!r}; choose one of {sorted(PSEUDO_GRAPH_LOSSES)}")
 
@@ -187,7 +203,7 @@ class SelfExpressiveObjective:
                 raise ValueError("w_local > 0 needs the prior graph: pass {'x', 'neighbor_index', 'neighbor_weight'}")
             terms["local"] = locality_loss(z, extras["neighbor_index"], extras["neighbor_weight"])
         if self.w_distill > 0:
-            terms["distill"] = _distillation(z, extras, self.bandwidth)
+            terms["distill"] = _distillation(z, extras, self.bandwidth, self.distill_form)
         if self.w_nce > 0:
             terms["nce"] = infonce_loss(z, zc, self.nce_temperature)
         weights = {"rec": self.w_rec, "reg": self.w_reg, "se": self.w_se, "raw": self.w_raw,
