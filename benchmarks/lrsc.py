@@ -63,8 +63,8 @@ def write_table() -> str:
              "the distillation term, `normalized` (the preset since 2026-11-23: Eq. 4's sum divided by Z's mean "
              "squared pairwise distance, so that shrinking Z cannot lower it) or `sum` (Eq. 4 as written; files "
              "`*-distill-sum.json`), `-` for rows without distillation.", "",
-             "| protocol | row | diag(C) | distill | seeds | ACC mean ± std | ACC max | NMI mean ± std | ARI mean ± std | "
-             "episodes | vmap | meta s/step | teacher s | rest s | inactive Z |", "|---" * 15 + "|"]
+             "| protocol | row | diag(C) | distill | seeds | ACC mean ± std | ACC max | NMI mean ± std | "
+             "ARI mean ± std | episodes | vmap | meta s/step | teacher s | rest s | inactive Z |", "|---" * 15 + "|"]
     def order(r):  # the preset's rows first, then the sum form, a fixed inner step, diag(C) free
         fixed_inner = bool(r["preset"]["meta"] and r["preset"].get("inner_lr"))
         return (r["protocol"], diagonal_cell(r) == "free", fixed_inner, distill_cell(r) == "sum",

@@ -11,7 +11,7 @@ from jaxsc._src.cluster.subspace import SUBSPACE_METHODS, randomized_top_subspac
 from jaxsc._src.cluster.threshold import threshold_coefficients
 
 __all__ = ["EIGENSOLVERS", "LARGE_N", "SUBSPACE_METHODS", "ClusterResult", "KMeansResult", "EigenResult", "PostConfig",
-           "assign_labels", "chebyshev_subspace", "cluster_coefficients", "discretize", "gershgorin_lower_bound", "kmeans", "kmeans_plus_plus", "large_svd_affinity",
-           "lobpcg", "nonnegative_power", "randomized_top_subspace", "simple_affinity", "sparse_spectral_embedding",
-           "spectral_clustering", "spectral_embedding", "svd_affinity", "svd_embedding", "threshold_coefficients",
-           "top_eigenpairs", "top_singular_subspace", "topk_affinity"]
+           "assign_labels", "chebyshev_subspace", "cluster_coefficients", "discretize", "gershgorin_lower_bound",
+           "kmeans", "kmeans_plus_plus", "large_svd_affinity", "lobpcg", "nonnegative_power", "randomized_top_subspace",
+           "simple_affinity", "sparse_spectral_embedding", "spectral_clustering", "spectral_embedding", "svd_affinity",
+           "svd_embedding", "threshold_coefficients", "top_eigenpairs", "top_singular_subspace", "topk_affinity"]

@@ -118,8 +118,9 @@ def chebyshev_subspace(matvec: Callable[[jax.Array], jax.Array], start: jax.Arra
     recurrence Y_{j+1} = 2 (M Y_j - c Y_j) / e - Y_{j-1} costs one ``matvec`` of an n x k block per degree and
     no small dense problems; its pairs of columns are rescaled together (the filter is linear per column), so
     nothing overflows. The filtered block is orthonormalised by Householder QR before the Rayleigh-Ritz step
-    (its columns all lean towards the top eigenvector). Stops after ``iters`` iterations or when the residuals of the first ``wanted`` pairs
-    (default all k) are <= rtol * max |theta|; the columns past ``wanted`` are guard vectors.
+    (its columns all lean towards the top eigenvector). Stops after ``iters`` iterations or when the residuals
+    of the first ``wanted`` pairs (default all k) are <= rtol * max |theta|; the columns past ``wanted`` are
+    guard vectors.
     """
     n, k = start.shape
     wanted = k if wanted is None else wanted

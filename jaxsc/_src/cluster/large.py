@@ -55,9 +55,9 @@ def sparse_spectral_embedding(index: jax.Array, value: jax.Array, n_clusters: in
                               filter_degree: int = 6) -> tuple[jax.Array, jax.Array]:
     """Top ``n_clusters`` eigenvectors of D^-1/2 W D^-1/2 for the sparse W = (A + A^T)/2, and sqrt(degrees)
     (isolated nodes get degree 1): the sparse counterpart of :func:`jaxsc.cluster.spectral_embedding`, by
-    :func:`jaxsc.cluster.chebyshev_subspace` on M + I, spectrum in [0, 2] (``GUARD`` extra columns, filters of degree
-    ``filter_degree``, at most about ``iters`` sparse products, residuals below ``rtol``). At n = 5000 on the speed
-    benchmark's data: 0.25 s against LOBPCG's 0.33 s on 2 CPU cores."""
+    :func:`jaxsc.cluster.chebyshev_subspace` on M + I, spectrum in [0, 2] (``GUARD`` extra columns, filters of
+    degree ``filter_degree``, at most about ``iters`` sparse products, residuals below ``rtol``). At n = 5000 on
+    the speed benchmark's data: 0.25 s against LOBPCG's 0.33 s on 2 CPU cores."""
     n = index.shape[0]
     degree = _sym_matvec(index, value, jnp.ones((n,), value.dtype))
     sqrt_degree = jnp.where(degree > 0, jnp.sqrt(degree), 1.0)

@@ -32,8 +32,8 @@ class PostConfig(NamedTuple):
         by randomized subspace iteration, approximate; the dense affinity; its top K eigenvectors by
         Chebyshev-filtered subspace iteration, accepted only when its residuals pass, else eigh:
         :func:`jaxsc.cluster.top_eigenpairs`), ``"iterative"`` (randomized SVD, a sparse top-k affinity and
-        Chebyshev-filtered subspace iteration: :mod:`jaxsc.cluster.large`; svd affinity only; approximate), or ``"auto"``: iterative when
-        n > ``LARGE_N``, else dense.
+        Chebyshev-filtered subspace iteration: :mod:`jaxsc.cluster.large`; svd affinity only; approximate), or
+        ``"auto"``: iterative when n > ``LARGE_N``, else dense.
       neighbors: entries kept per row of the affinity by the iterative solver.
     """
 
