@@ -8,9 +8,9 @@
    and ORL (n=400, 3x3@3,3,5) settings: jaxsc against the PyTorch DSC-Net port (github.com/XifengGuo/DSC-Net),
    imported from a checkout outside this repo (``--dscnet-port PATH``) and run as published; without it (or
    without torch) those columns say so.
-3. Convolution kernel gradients (``--sections conv``): per layer shape of the EYaleB DSC encoder and the LRSC
-   teacher, jaxsc's patch-matrix kernel gradient (``jaxsc.models.same_conv``) against autodiff of lax's
-   convolution.
+3. Convolutions (``--sections conv``): per layer shape (DSC-Net's ORL, COIL20 and EYaleB encoders, RGRL's
+   MNIST encoder, the LRSC teacher), jaxsc's forward convolution and patch-matrix kernel gradient
+   (``jaxsc.models.same_conv``) against lax's convolution and its autodiff.
 4. Scaling (``--scaling N ...``): the DSC fine-tune step on MNIST-shaped data (28x28, RGRL's MNIST encoder)
    for growing n: step time and XLA's memory plan of the compiled step (arguments + outputs + temporaries, from
    ``compiled.memory_analysis()``), against the bytes of C alone.
@@ -40,6 +40,7 @@ from jaxsc import cluster, metrics
 from jaxsc._src.testing import reference
 from jaxsc.data import union_of_subspaces
 from jaxsc.models import ConvAutoencoder, same_conv
+from jaxsc._src.models.conv import uses_patch_forward
 from jaxsc.presets import get_preset
 from jaxsc._src.train.memory import plan_from_compiled
 from jaxsc.train import SelfExpressiveObjective, TrainState, init_self_expressive_params, train_step
@@ -49,12 +50,22 @@ RESULTS = Path(__file__).parent / "results"
 
 def best_of(fn, repeats: int):
     """``(best seconds, last result)`` of ``repeats`` calls of ``fn``."""
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        out = fn()
-        times.append(time.perf_counter() - start)
-    return min(times), out
+    return interleaved_best({"fn": fn}, repeats)["fn"]
+
+
+def interleaved_best(fns: dict, repeats: int, rounds: dict | None = None) -> dict:
+    """``{name: (best seconds, last result)}`` of calls of the functions in ``fns``, taken in turn round by round
+    (``repeats`` rounds; ``rounds[name]`` caps how many of them ``name`` takes part in), so that every side
+    meets the same state of a noisy machine instead of one side getting its quiet minute."""
+    rounds = rounds or {}
+    times, outs = {name: [] for name in fns}, {}
+    for i in range(repeats):
+        for name, fn in fns.items():
+            if i < rounds.get(name, repeats):
+                start = time.perf_counter()
+                outs[name] = fn()
+                times[name].append(time.perf_counter() - start)
+    return {name: (min(times[name]), outs[name]) for name in fns}
 
 
 # Post settings matched to the synthetic data (subspaces of dimension 5): with COIL20's (threshold 0.04,
@@ -75,19 +86,23 @@ def cluster_case(n: int, repeats: int, dense_max_n: int = 10 ** 9) -> list:
     coef = np.linalg.solve(g + 0.1 * np.eye(len(x)), g).astype(np.float32)
     key = jax.random.PRNGKey(0)
     coef_device = jax.device_put(coef)  # jaxsc's stage gets C where training leaves it: on the device
-    # the same number of repeats on both sides up to n = 2000; past it the reference (a minute a call at 10000)
-    # gets half of them
-    theirs, (ref_labels, _) = best_of(lambda: reference.cluster_reference(
-        coef, k, post.threshold, post.subspace_dim, post.power, post.add_identity),
-        repeats if n <= 2000 else max(1, repeats // 2))
-    rows = []
     dense = ("dense",) if len(x) <= dense_max_n else ()
-    for solver in dense + ("randomized",) + (("iterative",) if len(x) > cluster.LARGE_N else ()):
+    solvers = dense + ("randomized",) + (("iterative",) if len(x) > cluster.LARGE_N else ())
+    fns = {"reference": lambda: reference.cluster_reference(coef, k, post.threshold, post.subspace_dim, post.power,
+                                                            post.add_identity)}
+    first_s = {}
+    for solver in solvers:
         cfg = post._replace(solver=solver)
-        first, _ = best_of(lambda: jax.block_until_ready(cluster.cluster_coefficients(coef_device, k, cfg, key)), 1)
-        ours, out = best_of(lambda: jax.block_until_ready(cluster.cluster_coefficients(coef_device, k, cfg, key)),
-                            repeats)
-        rows.append({"n": len(x), "solver": solver, "jaxsc_s": ours, "compile_s": first - ours,
+        fns[solver] = lambda cfg=cfg: jax.block_until_ready(cluster.cluster_coefficients(coef_device, k, cfg, key))
+        first_s[solver] = best_of(fns[solver], 1)[0]  # compiles
+    # the same number of repeats on both sides up to n = 2000; past it the reference (a minute a call at 10000)
+    # takes part in half of the rounds
+    best = interleaved_best(fns, repeats, {"reference": repeats if n <= 2000 else max(1, repeats // 2)})
+    theirs, (ref_labels, _) = best["reference"]
+    rows = []
+    for solver in solvers:
+        ours, out = best[solver]
+        rows.append({"n": len(x), "solver": solver, "jaxsc_s": ours, "compile_s": first_s[solver] - ours,
                      "reference_s": theirs, "ratio": theirs / ours,
                      "acc_jaxsc": metrics.accuracy(data.y, np.asarray(out.labels)),
                      "acc_reference": metrics.accuracy(data.y, ref_labels)})
@@ -105,17 +120,17 @@ def dsc_step_problem(n, shape, kernels, channels, w_reg=1.0, w_se=75.0, coef_sta
     return state, x, jax.random.PRNGKey(2), objective
 
 
-def timed_steps(state, x, key, objective, repeats):
-    """``(best step seconds, first call seconds)``: the first call compiles."""
+def jax_stepper(state, x, key, objective):
+    """``(step, first call seconds)``: ``step()`` runs one jitted fine-tune step on a state it holds (donated
+    and replaced each call); the first call, made here, compiles."""
+    held = [state]
+
+    def step():
+        held[0] = jax.block_until_ready(train_step(held[0], x, key, objective))
+
     start = time.perf_counter()
-    state = jax.block_until_ready(train_step(state, x, key, objective))
-    first = time.perf_counter() - start
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        state = jax.block_until_ready(train_step(state, x, key, objective))
-        times.append(time.perf_counter() - start)
-    return min(times), first
+    step()
+    return step, time.perf_counter() - start
 
 
 def scaling_case(n: int, repeats: int, coef_state_dtype: str | None = None) -> dict:
@@ -124,16 +139,10 @@ def scaling_case(n: int, repeats: int, coef_state_dtype: str | None = None) -> d
     state, x, key, objective = dsc_step_problem(n, (28, 28, 1), (5, 3, 3), (15, 10, 5),
                                                 coef_state_dtype=coef_state_dtype)
     plan = plan_from_compiled(train_step.lower(state, x, key, objective).compile(), 0, jax.devices()[0], None)
-    step_s, _ = timed_steps(state, x, key, objective, repeats)
+    step_s, _ = best_of(jax_stepper(state, x, key, objective)[0], repeats)
     total = plan.argument_bytes + plan.output_bytes + plan.temp_bytes  # 0: the backend gave no analysis
     return {"n": n, "step_s": step_s, "plan_bytes": total or None, "coef_bytes": 4 * n * n,
             "temp_bytes": plan.temp_bytes if total else None}
-
-
-def jax_step_time(n, shape, kernels, channels, w_reg, w_se, repeats):
-    """``(best step seconds, compile seconds)`` of jaxsc's DSC fine-tune step."""
-    step_s, first = timed_steps(*dsc_step_problem(n, shape, kernels, channels, w_reg, w_se), repeats)
-    return step_s, first - step_s
 
 
 def load_port(path: Path):
@@ -148,9 +157,10 @@ def load_port(path: Path):
     return port_main, port_post
 
 
-def port_case(port, case: dict, repeats: int) -> dict:
-    """The port's fine-tune step (its DSCNet and loss_fn, Adam 1e-3 as its ``train``) and its whole fit: the
-    case's epochs plus one call of its cluster stage (which, as published, fits SpectralClustering twice)."""
+def port_stepper(port, case: dict):
+    """``(step, fit, description)``: the port's fine-tune step as ``step()`` (its DSCNet and loss_fn, Adam 1e-3 as
+    its ``train``), called once here; its whole fit, the case's epochs plus one call of its cluster stage
+    (which, as published, fits SpectralClustering twice); and the torch version and threads."""
     import torch
 
     port_main, port_post = port
@@ -167,16 +177,15 @@ def port_case(port, case: dict, repeats: int) -> dict:
         loss.backward()
         opt.step()
 
+    def fit():
+        for _ in range(case["epochs"]):
+            step()
+        coef = net.self_expression.Coefficient.detach().numpy()
+        post = case["post"]
+        port_post.spectral_clustering(coef, case["k"], post.subspace_dim, post.threshold, post.power)
+
     step()
-    step_s, _ = best_of(step, repeats)
-    post = case["post"]
-    start = time.perf_counter()
-    for _ in range(case["epochs"]):
-        step()
-    coef = net.self_expression.Coefficient.detach().numpy()
-    port_post.spectral_clustering(coef, case["k"], post.subspace_dim, post.threshold, post.power)
-    return {"torch_s": step_s, "torch_fit_s": time.perf_counter() - start,
-            "torch": f"torch {torch.__version__}, {torch.get_num_threads()} threads"}
+    return step, fit, f"torch {torch.__version__}, {torch.get_num_threads()} threads"
 
 
 def jax_fit_time(case: dict) -> float:
@@ -200,19 +209,26 @@ STEP_CASES = {  # the port's settings for these datasets (its main.py), equal to
 
 
 def step_case(name: str, port, repeats: int) -> dict:
+    """The case's fine-tune step, jaxsc and (with ``port``) the PyTorch port taking turns round by round, and
+    the whole fit of each side."""
     case = STEP_CASES[name]
     preset = get_preset(case["preset"], case["shape"])
     assert (preset.kernels, preset.channels, preset.w_reg, preset.w_se, preset.finetune_steps) == (
         case["kernels"], case["channels"], case["w_reg"], case["w_se"], case["epochs"]), name
     case = {**case, "post": preset.post}
-    ours, compile_s = jax_step_time(case["n"], case["shape"], case["kernels"], case["channels"], case["w_reg"],
-                                    case["w_se"], repeats)
-    row = {"shape": name, "n": case["n"], "epochs": case["epochs"], "jaxsc_s": ours, "compile_s": compile_s,
-           "jaxsc_fit_s": jax_fit_time(case), "torch_s": None, "torch_fit_s": None}
+    ours, first = jax_stepper(*dsc_step_problem(case["n"], case["shape"], case["kernels"], case["channels"],
+                                                case["w_reg"], case["w_se"]))
+    steps = {"jaxsc": ours}
+    if port is not None:
+        steps["torch"], port_fit, port_name = port_stepper(port, case)
+    best = interleaved_best(steps, repeats)
+    row = {"shape": name, "n": case["n"], "epochs": case["epochs"], "jaxsc_s": best["jaxsc"][0],
+           "compile_s": first - best["jaxsc"][0], "jaxsc_fit_s": jax_fit_time(case), "torch_s": None,
+           "torch_fit_s": None}
     if port is None:
         row["torch"] = "not measured: no --dscnet-port checkout or no torch"
     else:
-        row.update(port_case(port, case, repeats))
+        row.update(torch_s=best["torch"][0], torch_fit_s=best_of(port_fit, 1)[0], torch=port_name)
     return row
 
 
@@ -223,8 +239,8 @@ def cluster_section(rows: list, dense_max_n: int) -> list[str]:
     lines = [f"## Cluster stage (threshold {CLUSTER_POST.threshold}, subspace_dim {CLUSTER_POST.subspace_dim}, "
              f"power {CLUSTER_POST.power:g}, C - diag(C) + I, discretize; K = 20 subspaces of dimension 5)", "",
              f"Measured {datetime.date.today().isoformat()}. `randomized`: randomized top subspace and a "
-             "Chebyshev-filtered embedding; `iterative`: also a sparse top-k affinity. Best of the repeats on both "
-             "sides (the reference gets half of them past n = 2000)."
+             "Chebyshev-filtered embedding; `iterative`: also a sparse top-k affinity. The reference takes part "
+             "in half of the rounds past n = 2000."
              + (f" The dense solver was not timed past n = {dense_max_n} (`--dense-max-n`)."
                 if any(r["n"] > dense_max_n for r in rows) else ""), "",
              "| n | solver | jaxsc s | compile s | reference s | speed-up | ACC jaxsc | ACC reference |",
@@ -271,9 +287,12 @@ def scaling_section(sizes: list, repeats: int) -> list[str]:
 
 
 # (model, layer, input shape (n, H, W, C), kernel, output channels, stride): the layers whose kernel gradients
-# dominated the profiles: DSC-Net's EYaleB encoder on all 2414 images, and LRSC's teacher on a batch of 128
-# COIL-100 images.
-CONV_CASES = (("DSC EYaleB", "enc 1", (2414, 48, 42, 1), 5, 10, 2),
+# dominated the profiles, DSC-Net's EYaleB encoder on all 2414 images and LRSC's teacher on a batch of 128
+# COIL-100 images, and first layers on either side of ``PATCH_MAX_ELEMENTS`` (the forward's switch).
+CONV_CASES = (("DSC ORL", "enc 1", (400, 32, 32, 1), 3, 3, 2),
+              ("DSC COIL20", "enc 1", (1440, 32, 32, 1), 3, 15, 2),
+              ("RGRL MNIST", "enc 1", (1000, 28, 28, 1), 5, 15, 2),
+              ("DSC EYaleB", "enc 1", (2414, 48, 42, 1), 5, 10, 2),
               ("DSC EYaleB", "enc 2", (2414, 24, 21, 10), 3, 20, 2),
               ("DSC EYaleB", "enc 3", (2414, 12, 11, 20), 3, 30, 2),
               ("LRSC teacher", "conv 2", (128, 64, 64, 32), 3, 32, 2),
@@ -282,8 +301,9 @@ CONV_CASES = (("DSC EYaleB", "enc 1", (2414, 48, 42, 1), 5, 10, 2),
 
 
 def conv_case(case, repeats: int) -> dict:
-    """Seconds of d/dK sum(conv(x, K) * g) by jaxsc's ``same_conv`` and by autodiff of lax's convolution
-    (the transposed convolution of the decoder has the same kernel gradient with input and output swapped)."""
+    """Seconds of the forward convolution and of d/dK sum(conv(x, K) * g), by jaxsc's ``same_conv`` and by lax's
+    convolution and its autodiff (the transposed convolution of the decoder has the same kernel gradient with
+    input and output swapped), the sides taking turns."""
     model, layer, shape, k, cout, stride = case
     x = jax.random.normal(jax.random.PRNGKey(0), shape)
     kernel = jax.random.normal(jax.random.PRNGKey(1), (k, k, shape[-1], cout))
@@ -294,28 +314,41 @@ def conv_case(case, repeats: int) -> dict:
                                             dimension_numbers=("NHWC", "HWIO", "NHWC"))
 
     # x and g are arguments, not closed-over constants (XLA would constant-fold the convolutions)
-    grads = {name: jax.jit(jax.grad(lambda kernel, x, g, conv=conv: jnp.sum(conv(x, kernel) * g)))
-             for name, conv in (("jaxsc", lambda x, k: same_conv(x, k, stride)), ("lax", lax_conv))}
-    out = {name: jax.block_until_ready(fn(kernel, x, g)) for name, fn in grads.items()}
-    times = {name: best_of(lambda fn=fn: jax.block_until_ready(fn(kernel, x, g)), repeats)[0]
-             for name, fn in grads.items()}
-    error = float(jnp.max(jnp.abs(out["jaxsc"] - out["lax"])) / jnp.max(jnp.abs(out["lax"])))
+    convs = {"jaxsc": lambda x, k: same_conv(x, k, stride), "lax": lax_conv}
+    fns = {}
+    for name, conv in convs.items():
+        fns[name] = jax.jit(conv)
+        fns[name + " grad"] = jax.jit(jax.grad(lambda kernel, x, g, conv=conv: jnp.sum(conv(x, kernel) * g)))
+    args = {name: (x, kernel) if name in convs else (kernel, x, g) for name in fns}
+    out = {name: jax.block_until_ready(fn(*args[name])) for name, fn in fns.items()}
+    best = interleaved_best({name: lambda fn=fn, a=args[name]: jax.block_until_ready(fn(*a))
+                             for name, fn in fns.items()}, repeats)
+    times = {name: seconds for name, (seconds, _) in best.items()}
+
+    def error(a, b):
+        return float(jnp.max(jnp.abs(out[a] - out[b])) / jnp.max(jnp.abs(out[b])))
+
     return {"model": model, "layer": layer, "shape": shape, "k": k, "cout": cout, "stride": stride,
-            "jaxsc_s": times["jaxsc"], "lax_s": times["lax"], "error": error}
+            "times": times, "error": max(error("jaxsc", "lax"), error("jaxsc grad", "lax grad")),
+            "patches": uses_patch_forward(shape, k, stride)}
 
 
 def conv_section(rows: list) -> list[str]:
-    lines = ["## Convolution kernel gradients: jaxsc's patch-matrix product against autodiff of lax's convolution", "",
-             f"Measured {datetime.date.today().isoformat()}. Per layer shape, the jitted gradient of "
-             "sum(conv(x, K) * G) with respect to K, both sides in the same run (`jaxsc.models.same_conv`, "
-             "`jaxsc/_src/models/conv.py`).", "",
-             "| model | layer | input | kernel | stride | jaxsc s | lax autodiff s | speed-up | max rel. difference |",
-             "|---|---|---|---|---|---|---|---|---|"]
+    lines = ["## Convolutions: jaxsc's patch-matrix products against lax's convolution", "",
+             f"Measured {datetime.date.today().isoformat()}. Per layer shape, the jitted forward convolution and "
+             "the jitted gradient of sum(conv(x, K) * G) with respect to K, both sides in the same run "
+             "(`jaxsc.models.same_conv`, `jaxsc/_src/models/conv.py`). `forward`: whether jaxsc's forward is the "
+             "patch product (P at most `PATCH_MAX_ELEMENTS` entries) or lax's convolution itself; where it is "
+             "lax's, the forward columns time the same computation twice and show the noise of the measure.", "",
+             "| model | layer | input | kernel | stride | forward | jaxsc fwd s | lax fwd s | fwd speed-up | "
+             "jaxsc grad s | lax grad s | grad speed-up | max rel. difference |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
-        shape = "x".join(map(str, r["shape"]))
+        shape, t = "x".join(map(str, r["shape"])), r["times"]
         lines.append(f"| {r['model']} | {r['layer']} | {shape} | {r['k']}x{r['k']}@{r['cout']} | {r['stride']} | "
-                     f"{r['jaxsc_s']:.3f} | {r['lax_s']:.3f} | {r['lax_s'] / r['jaxsc_s']:.1f}x | "
-                     f"{r['error']:.1e} |")
+                     f"{'patches' if r['patches'] else 'lax'} | {t['jaxsc']:.4f} | {t['lax']:.4f} | "
+                     f"{t['lax'] / t['jaxsc']:.1f}x | {t['jaxsc grad']:.3f} | {t['lax grad']:.3f} | "
+                     f"{t['lax grad'] / t['jaxsc grad']:.1f}x | {r['error']:.1e} |")
     return lines
 
 
@@ -323,7 +356,7 @@ def previous_sections(path: Path) -> dict:
     """The ``## `` sections of an earlier result file, keyed like ``SECTIONS`` (to keep those not re-run)."""
     if not path.exists():
         return {}
-    titles = {"## Cluster stage": "cluster", "## DSC fine-tune step": "step", "## Convolution kernel": "conv",
+    titles = {"## Cluster stage": "cluster", "## DSC fine-tune step": "step", "## Convolution": "conv",
               "## Scaling": "scaling"}
     found = {}
     for chunk in path.read_text().split("\n## ")[1:]:
@@ -371,8 +404,9 @@ def main() -> None:
         built["scaling"] = scaling_section(args.scaling, args.repeats)
     lines = [f"# Speed on {device.platform} ({device.device_kind})", "",
              f"jax {jax.__version__}, {platform.platform()}, {platform.processor() or 'unknown CPU'}. Generated by "
-             "`benchmarks/speed.py`; within a section both sides are measured in the same run, best of the repeats, "
-             "compile time excluded (shown separately). Each section gives the date it was measured."]
+             "`benchmarks/speed.py`; within a section both sides are measured in the same run, taking turns round "
+             "by round, best of the rounds on each side, compile time excluded (shown separately). Each section "
+             "gives the date it was measured."]
     for name in SECTIONS:
         if name in built:
             lines += [""] + built[name]

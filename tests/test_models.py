@@ -72,6 +72,28 @@ def test_custom_kernel_gradients_match_autodiff_of_the_lax_convolutions(hw, k, s
                                 rtol=1e-4, atol=1e-4)
 
 
+@pytest.mark.parametrize("patch_max", [0, 2 ** 22], ids=["xla-convolution", "patch-product"])
+@pytest.mark.parametrize("hw,k,stride", [((48, 42), 5, 2), ((6, 5), 3, 2), ((5, 3), 1, 2), ((2, 1), 2, 2),
+                                         ((7, 6), 3, 1), ((4, 5), 2, 1)])
+def test_both_convolution_paths_equal_lax(monkeypatch, patch_max, hw, k, stride):
+    """The forward convolution as a patch product (small maps on the CPU) and as XLA's convolution (large
+    ones) equals lax's convolution; the transpose equals lax's linear transpose."""
+    from jaxsc._src.models import conv
+    monkeypatch.setattr(conv, "PATCH_MAX_ELEMENTS", patch_max)
+    rng = np.random.default_rng(5)
+    x = jnp.asarray(rng.standard_normal((2, *hw, 3)), jnp.float32)
+    kernel = jnp.asarray(rng.standard_normal((k, k, 3, 4)), jnp.float32)
+    y = jnp.asarray(rng.standard_normal((2, -(-hw[0] // stride), -(-hw[1] // stride), 4)), jnp.float32)
+    assert conv.uses_patch_forward(x.shape, k, stride) == (patch_max > 0)
+    want_y = _lax_conv(x, kernel, stride)
+    want_x = jax.linear_transpose(lambda v: _lax_conv(v, kernel, stride), x)(y)[0]
+    chex.assert_trees_all_close(conv._forward(x, kernel, stride), want_y, rtol=1e-4, atol=1e-4)
+    chex.assert_trees_all_close(conv._transpose(y, kernel, hw, stride), want_x, rtol=1e-4, atol=1e-4)
+    chex.assert_trees_all_close(jax.jit(conv._transpose, static_argnums=(2, 3))(y, kernel, hw, stride), want_x,
+                                rtol=1e-4, atol=1e-4)
+    chex.assert_shape(conv._transpose(y, kernel, hw, stride), x.shape)
+
+
 def test_patch_kernel_gradient_equals_autodiff_on_any_backend():
     """Off the CPU, same_conv differentiates lax's convolution; both kernel gradients agree."""
     from jaxsc._src.models import conv

@@ -1,15 +1,19 @@
-"""Convolutions with TensorFlow "SAME" padding whose kernel gradients are matrix products.
+"""Convolutions with TensorFlow "SAME" padding, computed on the CPU as matrix products where that is faster.
+
+Let P be the k x k patches of the padded input at the output positions, an (n h w, k k C) matrix. Then
+
+    forward          Y = P K        (K reshaped to (k k C, C'))
+    kernel gradient  dL/dK = P^T dY
 
 XLA's CPU backend differentiates a convolution with respect to its kernel by another convolution in which the
 batch is the contracted dimension and the window spans the whole feature map; that convolution took 60-70% of
-a DSC fine-tune step at the EYaleB shape and of an LRSC teacher step (profiled on 2 cores). Here the kernel
-gradient is written out as one matrix product,
-
-    dL/dK = P^T dY,  P = the k x k patches of the padded input at the output positions (n h w, k k C),
-
-and everything else (the forward convolution, the input gradient) stays XLA's. P is a transient of k^2 times
-the input's size, so this is done on the CPU only; other backends (cuDNN) differentiate the convolution
-themselves.
+a DSC fine-tune step at the EYaleB shape and of an LRSC teacher step (profiled on 2 cores), so on the CPU the
+kernel gradient is always the product above. The forward convolution is the product when P has at most
+``PATCH_MAX_ELEMENTS`` entries (DSC-Net's ORL and COIL20 layers, 0.2-3.3 M entries: 1.8-2.5x faster than
+XLA's convolution on 2 cores; past 4.9 M entries, RGRL's MNIST and DSC-Net's EYaleB layers, 1.2-6x slower),
+else XLA's. Transposed convolutions and input gradients are XLA's: the product form with a fold was faster
+alone but slowed the whole ORL step (``benchmarks/speed.py --sections conv``). Other backends (cuDNN) use
+their own convolutions throughout.
 """
 from __future__ import annotations
 
@@ -20,6 +24,7 @@ import jax
 import jax.numpy as jnp
 
 _DIMENSIONS = ("NHWC", "HWIO", "NHWC")
+PATCH_MAX_ELEMENTS = 2 ** 22  # the largest patch matrix (entries) for which the CPU's forward is P K
 
 
 def _same_padding(size: int, k: int, stride: int) -> tuple[int, int]:
@@ -29,50 +34,74 @@ def _same_padding(size: int, k: int, stride: int) -> tuple[int, int]:
     return total // 2, total - total // 2
 
 
-def _lax_same_conv(x, kernel, stride):
+def _window_padding(hw: tuple[int, int], k: int, stride: int) -> tuple[tuple[int, int], tuple[int, int]]:
+    """``((top, bottom), (left, right))`` taking an ``hw`` map to the extent its windows read,
+    ((out - 1) stride + k) per axis; negative where the windows never reach the last pixels."""
+    pads = []
+    for size in hw:
+        before = _same_padding(size, k, stride)[0]
+        pads.append((before, (-(-size // stride) - 1) * stride + k - size - before))
+    return pads[0], pads[1]
+
+
+def uses_patch_forward(x_shape, k: int, stride: int) -> bool:
+    """Whether the forward convolution of an ``x_shape`` (n, h, w, C) map is the product P K."""
+    n, h, w, cin = x_shape
+    entries = n * -(-h // stride) * -(-w // stride) * k * k * cin
+    return jax.default_backend() == "cpu" and entries <= PATCH_MAX_ELEMENTS
+
+
+def _patches(x: jax.Array, k: int, stride: int) -> jax.Array:
+    """P of the module docstring, shaped (n, out_h, out_w, k k C), columns ordered (row, column, channel)."""
+    n, h, w, _ = x.shape
+    oh, ow = -(-h // stride), -(-w // stride)
+    (top, bottom), (left, right) = _window_padding((h, w), k, stride)
+    x = jax.lax.pad(x, jnp.zeros((), x.dtype), ((0, 0, 0), (top, bottom, 0), (left, right, 0), (0, 0, 0)))
+    return jnp.concatenate([x[:, a:a + stride * (oh - 1) + 1:stride, b:b + stride * (ow - 1) + 1:stride]
+                            for a in range(k) for b in range(k)], axis=-1)
+
+
+def _forward(x, kernel, stride):
+    if uses_patch_forward(x.shape, kernel.shape[0], stride):
+        return _patches(x, kernel.shape[0], stride) @ kernel.reshape(-1, kernel.shape[-1])
     return jax.lax.conv_general_dilated(x, kernel, (stride, stride), "SAME", dimension_numbers=_DIMENSIONS)
 
 
-def _lax_same_conv_transpose(y, kernel, out_hw, stride=2):
+def _transpose(y, kernel, out_hw, stride=2):
     x_shape = jax.ShapeDtypeStruct((y.shape[0], *out_hw, kernel.shape[2]), y.dtype)
-    (x,) = jax.linear_transpose(lambda x: _lax_same_conv(x, kernel, stride), x_shape)(y)
+    (x,) = jax.linear_transpose(
+        lambda x: jax.lax.conv_general_dilated(x, kernel, (stride, stride), "SAME", dimension_numbers=_DIMENSIONS),
+        x_shape)(y)
     return x
 
 
 def _patch_kernel_gradient(x: jax.Array, dy: jax.Array, k: int, stride: int) -> jax.Array:
-    """d<dy, same_conv(x, K)>/dK for a k x k kernel: the patches matrix P (module docstring) times dy."""
-    n, oh, ow, cout = dy.shape
-    h, w, cin = x.shape[1:]
-    (top, _), (left, _) = _same_padding(h, k, stride), _same_padding(w, k, stride)
-    rows, cols = (oh - 1) * stride + k, (ow - 1) * stride + k  # the padded extent the windows read
-    x = jax.lax.pad(x, jnp.zeros((), x.dtype), ((0, 0, 0), (top, rows - h - top, 0), (left, cols - w - left, 0),
-                                                (0, 0, 0)))
-    patches = jnp.concatenate([x[:, a:a + stride * (oh - 1) + 1:stride, b:b + stride * (ow - 1) + 1:stride]
-                               for a in range(k) for b in range(k)], axis=-1)
-    return (patches.reshape(-1, k * k * cin).T @ dy.reshape(-1, cout)).reshape(k, k, cin, cout)
+    """d<dy, same_conv(x, K)>/dK for a k x k kernel: P^T dy (module docstring)."""
+    cin, cout = x.shape[-1], dy.shape[-1]
+    return (_patches(x, k, stride).reshape(-1, k * k * cin).T @ dy.reshape(-1, cout)).reshape(k, k, cin, cout)
 
 
 def _kernel_gradient(x: jax.Array, dy: jax.Array, kernel: jax.Array, stride: int) -> jax.Array:
     """d<dy, same_conv(x, K)>/dK at ``kernel``: :func:`_patch_kernel_gradient` on the CPU, else autodiff."""
     if jax.default_backend() == "cpu":
         return _patch_kernel_gradient(x, dy, kernel.shape[0], stride).astype(kernel.dtype)
-    return jax.vjp(lambda k: _lax_same_conv(x, k, stride), kernel)[1](dy)[0]
+    return jax.vjp(lambda k: _forward(x, k, stride), kernel)[1](dy)[0]
 
 
 @partial(jax.custom_vjp, nondiff_argnums=(2,))
 def same_conv(x: jax.Array, kernel: jax.Array, stride: int = 2) -> jax.Array:
     """Convolution of NHWC ``x`` with the HWIO ``kernel``, ``stride`` 1 or 2, TensorFlow "SAME" padding
     (output size ceil(in / stride), the odd padding pixel after). Kernel gradient: module docstring."""
-    return _lax_same_conv(x, kernel, stride)
+    return _forward(x, kernel, stride)
 
 
 def _same_conv_fwd(x, kernel, stride):
-    return _lax_same_conv(x, kernel, stride), (x, kernel)
+    return _forward(x, kernel, stride), (x, kernel)
 
 
 def _same_conv_bwd(stride, residuals, dy):
     x, kernel = residuals
-    dx = _lax_same_conv_transpose(dy, kernel, x.shape[1:3], stride)
+    dx = _transpose(dy, kernel, x.shape[1:3], stride)
     return dx, _kernel_gradient(x, dy, kernel, stride)
 
 
@@ -88,16 +117,16 @@ def same_conv_transpose(y: jax.Array, kernel: jax.Array, out_hw: tuple[int, int]
     d/dy = same_conv(g, K) and d/dK is the kernel gradient of same_conv at input g and output gradient y,
     since <g, T_K y> = <same_conv(g, K), y>.
     """
-    return _lax_same_conv_transpose(y, kernel, out_hw)
+    return _transpose(y, kernel, out_hw)
 
 
 def _same_conv_transpose_fwd(y, kernel, out_hw):
-    return _lax_same_conv_transpose(y, kernel, out_hw), (y, kernel)
+    return _transpose(y, kernel, out_hw), (y, kernel)
 
 
 def _same_conv_transpose_bwd(out_hw, residuals, g):
     y, kernel = residuals
-    return _lax_same_conv(g, kernel, 2), _kernel_gradient(g, y, kernel, 2)
+    return _forward(g, kernel, 2), _kernel_gradient(g, y, kernel, 2)
 
 
 same_conv_transpose.defvjp(_same_conv_transpose_fwd, _same_conv_transpose_bwd)
