@@ -29,7 +29,14 @@ def _merge(old: list[dict], new: list[dict]) -> list[dict]:
 
 # Preset fields added after results were saved, with the value the code had before them: a saved preset without
 # the field is compared as if it had this value.
-ADDED_FIELDS = {"distill_form": "sum"}
+ADDED_FIELDS = {"distill_form": "sum", "nce_reduction": "mean"}
+# Preset fields that act only when a switch of the same preset is on (LRSC's ablation rows): where the switch is
+# off the field is left out of the comparison, so a row without the module merges across changes of its form.
+SWITCHED_FIELDS = {"distill_form": "distill", "nce_reduction": "nce"}
+
+
+def _compared(preset: dict) -> dict:
+    return {k: v for k, v in preset.items() if k not in SWITCHED_FIELDS or preset.get(SWITCHED_FIELDS[k], True)}
 
 
 def merge_seeds(result: dict, path: Path) -> dict:
@@ -41,7 +48,9 @@ def merge_seeds(result: dict, path: Path) -> dict:
     old = json.loads(path.read_text())
     old["preset"] = {**{k: v for k, v in ADDED_FIELDS.items() if k in result["preset"]}, **old["preset"]}
     # compared as JSON: the saved preset has lists where the fresh one has tuples
-    if any(old.get(k) != json.loads(json.dumps(result.get(k))) for k in ("method", "dataset", "preset", "n")):
+    fresh = json.loads(json.dumps({k: result.get(k) for k in ("method", "dataset", "preset", "n")}))
+    if any(old.get(k) != fresh[k] for k in ("method", "dataset", "n")) \
+            or _compared(old["preset"]) != _compared(fresh["preset"]):
         return result
     metrics = tuple(result["summary"])
     result["seeds"] = _merge(old["seeds"], result["seeds"])

@@ -44,6 +44,11 @@ def distill_cell(result: dict) -> str:
     return result["preset"].get("distill_form", "sum") if result["preset"]["distill"] else "-"
 
 
+def nce_cell(result: dict) -> str:
+    """The ``InfoNCE`` cell: the reduction over samples, ``mean`` for rows saved before the field existed."""
+    return result["preset"].get("nce_reduction", "mean") if result["preset"]["nce"] else "-"
+
+
 def write_table() -> str:
     rows = load_rows(RESULTS / "lrsc")
     lines = ["# LRSC ablation on class-split protocols", "",
@@ -62,13 +67,15 @@ def write_table() -> str:
              "encoder, for which `fit_lrsc` warns; `-` for rows run before it was recorded). `distill`: the form of "
              "the distillation term, `normalized` (the preset since 2026-11-23: Eq. 4's sum divided by Z's mean "
              "squared pairwise distance, so that shrinking Z cannot lower it) or `sum` (Eq. 4 as written; files "
-             "`*-distill-sum.json`), `-` for rows without distillation.", "",
-             "| protocol | row | diag(C) | distill | seeds | ACC mean ± std | ACC max | NMI mean ± std | "
-             "ARI mean ± std | episodes | vmap | meta s/step | teacher s | rest s | inactive Z |", "|---" * 15 + "|"]
-    def order(r):  # the preset's rows first, then the sum form, a fixed inner step, diag(C) free
+             "`*-distill-sum.json`), `-` for rows without distillation. `InfoNCE`: Eq. 8's term summed over the "
+             "samples (`sum`, the preset since 2026-11-23, like Eq. 9's other terms) or averaged (`mean`, files "
+             "`*-nce-mean.json`, about 0.1% of the fine-tune loss), `-` for rows without it.", "",
+             "| protocol | row | diag(C) | distill | InfoNCE | seeds | ACC mean ± std | ACC max | NMI mean ± std | "
+             "ARI mean ± std | episodes | vmap | meta s/step | teacher s | rest s | inactive Z |", "|---" * 16 + "|"]
+    def order(r):  # the preset's rows first, then InfoNCE's mean, distillation's sum, a fixed inner step, diag free
         fixed_inner = bool(r["preset"]["meta"] and r["preset"].get("inner_lr"))
         return (r["protocol"], diagonal_cell(r) == "free", fixed_inner, distill_cell(r) == "sum",
-                list(ROWS).index(r["row"]) if r["row"] in ROWS else 9)
+                nce_cell(r) == "mean", list(ROWS).index(r["row"]) if r["row"] in ROWS else 9)
 
     for r in sorted(rows, key=order):
         s = r["summary"]
@@ -83,7 +90,7 @@ def write_table() -> str:
         episodes = (f"{p['episodes']} x {p['n_way']}-way {p['shots']}-shot, "
                     f"{'1st' if p['first_order'] else '2nd'} order, inner step {inner}" if p["meta"] else "-")
         lines.append(f"| {r['protocol']} (n={r['n']}, external {r['n_external']}) | {r['row']} | "
-                     f"{diagonal_cell(r)} | {distill_cell(r)} | {len(r['seeds'])} | "
+                     f"{diagonal_cell(r)} | {distill_cell(r)} | {nce_cell(r)} | {len(r['seeds'])} | "
                      f"{mean_std(s, 'acc')} | {s['acc']['max']:.4f} | {mean_std(s, 'nmi')} | {mean_std(s, 'ari')} | "
                      f"{episodes} | {p['vmap_episodes'] if p['meta'] else '-'} | "
                      f"{'%.3f' % (sum(meta) / len(meta)) if meta else '-'} | "

@@ -4,8 +4,8 @@ from jaxsc._src.losses.assignment import (KL_DIRECTIONS, SAI_VARIANTS, frequency
 from jaxsc._src.losses.coefficient import coefficient_penalty, l1_penalty, l2_penalty
 from jaxsc._src.losses.distances import (DISTANCES, cityblock_distance, cosine_distance, correlation_distance,
                                          euclidean_distance, unit_rows)
-from jaxsc._src.losses.distillation import (DISTILLATION_FORMS, distillation_loss, heat_kernel_weights, infonce_loss,
-                                           normalized_locality_loss, weighted_locality_loss)
+from jaxsc._src.losses.distillation import (DISTILLATION_FORMS, NCE_REDUCTIONS, distillation_loss, heat_kernel_weights,
+                                           infonce_loss, normalized_locality_loss, weighted_locality_loss)
 from jaxsc._src.losses.graph import (coefficient_similarity, laplacian_reconstruction_loss,
                                     normalized_adjacency_matmul)
 from jaxsc._src.losses.locality import adaptive_neighbors, locality_loss
@@ -14,7 +14,7 @@ from jaxsc._src.losses.pseudo_supervision import (PSEUDO_GRAPH_LOSSES, pseudo_gr
 from jaxsc._src.losses.reconstruction import reconstruction_loss
 from jaxsc._src.losses.self_expression import self_expression_loss
 
-__all__ = ["DISTANCES", "DISTILLATION_FORMS", "KL_DIRECTIONS", "PSEUDO_GRAPH_LOSSES", "SAI_VARIANTS",
+__all__ = ["DISTANCES", "DISTILLATION_FORMS", "KL_DIRECTIONS", "NCE_REDUCTIONS", "PSEUDO_GRAPH_LOSSES", "SAI_VARIANTS",
            "adaptive_neighbors", "cityblock_distance", "coefficient_penalty", "coefficient_similarity",
            "correlation_distance", "cosine_distance", "distillation_loss", "euclidean_distance", "frequency_normalized",
            "heat_kernel_weights", "hinge_closeness", "infonce_loss", "l1_penalty", "l2_penalty",

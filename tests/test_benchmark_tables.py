@@ -50,3 +50,20 @@ def test_a_preset_field_added_later_merges_only_at_its_former_value(tmp_path):
     changed["preset"]["distill_form"] = "normalized"
     tables.save_result(changed, path)
     assert [r["seed"] for r in json.loads(path.read_text())["seeds"]] == [2]
+
+
+def test_a_switched_off_module_form_does_not_split_a_row(tmp_path):
+    """A row without InfoNCE (nce off) merges whatever its preset's nce_reduction; with nce on it must match."""
+    tables = benchmark_module("_tables")
+    path = tmp_path / "lrsc.json"
+    first = _result([0], [0.8])
+    first["preset"].update(nce=False, nce_reduction="mean")
+    tables.save_result(first, path)
+    second = _result([1], [0.6])
+    second["preset"].update(nce=False, nce_reduction="sum")
+    tables.save_result(second, path)
+    assert [r["seed"] for r in json.loads(path.read_text())["seeds"]] == [0, 1]
+    on = _result([2], [0.5])
+    on["preset"].update(nce=True, nce_reduction="sum")
+    tables.save_result(on, path)
+    assert [r["seed"] for r in json.loads(path.read_text())["seeds"]] == [2]

@@ -67,6 +67,8 @@ class DistillationTest(chex.TestCase):
             losses.distillation_loss(z, w, "ratio")
         with pytest.raises(ValueError, match="unknown distill_form 'ratio'"):
             jaxsc.train.SelfExpressiveObjective(ConvAutoencoder((8, 8, 1), (3,), (2,)), distill_form="ratio")
+        with pytest.raises(ValueError, match="unknown nce_reduction 'max'"):
+            jaxsc.train.SelfExpressiveObjective(ConvAutoencoder((8, 8, 1), (3,), (2,)), nce_reduction="max")
 
     @chex.variants(with_jit=True, without_jit=True)
     def test_infonce_matches_a_log_softmax_reference(self):
@@ -78,6 +80,8 @@ class DistillationTest(chex.TestCase):
         value = self.variant(lambda a, b: losses.infonce_loss(a, b, 0.3))(z, g)
         chex.assert_shape(value, ())
         np.testing.assert_allclose(value, -np.mean(np.diag(log_softmax)), rtol=1e-5)
+        total = self.variant(lambda a, b: losses.infonce_loss(a, b, 0.3, "sum"))(z, g)
+        np.testing.assert_allclose(total, -np.sum(np.diag(log_softmax)), rtol=1e-5)
 
     def test_infonce_gradient_is_finite_with_a_zero_row(self):
         # A sample whose latent code (or C Z row) is exactly zero, e.g. all ReLUs off: unit_rows keeps it zero
@@ -95,6 +99,8 @@ class DistillationTest(chex.TestCase):
             losses.weighted_locality_loss(jnp.zeros((4, 2)), jnp.zeros((3, 3)))
         with pytest.raises(ValueError, match="must have the same shape"):
             losses.infonce_loss(jnp.zeros((4, 2)), jnp.zeros((3, 2)))
+        with pytest.raises(ValueError, match="unknown InfoNCE reduction 'max'"):
+            losses.infonce_loss(jnp.zeros((4, 2)), jnp.zeros((4, 2)), reduction="max")
 
 
 def test_episode_indices_are_distinct_classes_and_members():
@@ -257,3 +263,13 @@ def test_rows_that_distil_share_one_teacher_per_seed():
     assert dead.diagnostics["inactive_latent"] == 1.0
     with pytest.raises(ValueError, match="teacher features for 5 external"):
         lrsc.fit_lrsc(target.x, 3, ext.x, ext.y, preset, teacher=(np.zeros((5, 8)), np.zeros((90, 8))))
+
+
+def test_lrsc_preset_sums_infonce_over_samples_and_the_objective_gets_it():
+    """Eq. 9 adds Eq. 8's per-sample term to losses summed over samples: the LRSC preset sums it; the
+    DSC-family default stays the mean."""
+    from jaxsc._src.api import build_objective
+    model = ConvAutoencoder((8, 8, 1), (3,), (2,))
+    assert build_objective(lrsc.LRSCPreset().as_preset(), model).nce_reduction == "sum"
+    assert build_objective(lrsc.LRSCPreset(nce_reduction="mean").as_preset(), model).nce_reduction == "mean"
+    assert jaxsc.presets.Preset(kernels=(3,), channels=(2,)).nce_reduction == "mean"

@@ -54,7 +54,7 @@ def build_objective(preset: Preset, model: nn.Module, matmul_dtype: str | None =
         w_graph=preset.w_graph, w_label=preset.w_label, graph_form=preset.graph_form,
         label_threshold=preset.label_threshold, w_local=preset.w_local, w_distill=preset.w_distill,
         distill_form=preset.distill_form, w_nce=preset.w_nce, nce_temperature=preset.nce_temperature,
-        coef_state_dtype=preset.coef_state_dtype)
+        nce_reduction=preset.nce_reduction, coef_state_dtype=preset.coef_state_dtype)
 
 
 def pretrain(x, preset: Preset, *, seed: int = 0, steps: int | None = None, verbose: bool = True) -> Any:

@@ -74,11 +74,18 @@ def distillation_loss(z: jax.Array, weights: jax.Array, form: str = "normalized"
     return DISTILLATION_FORMS[form](z, weights)
 
 
-def infonce_loss(z: jax.Array, g: jax.Array, temperature: float = 0.5) -> jax.Array:
-    """L = -(1/n) sum_i log( exp(<z_i, g_i>/s) / sum_j exp(<z_i, g_j>/s) ) with rows L2-normalised (Eq. 8):
-    an n-way classifier that recognises g_i = (C Z)_i as the positive of z_i."""
+NCE_REDUCTIONS = ("mean", "sum")
+
+
+def infonce_loss(z: jax.Array, g: jax.Array, temperature: float = 0.5, reduction: str = "mean") -> jax.Array:
+    """L = -a sum_i log( exp(<z_i, g_i>/s) / sum_j exp(<z_i, g_j>/s) ) with rows L2-normalised, a = 1/n
+    (``reduction="mean"``) or 1 (``"sum"``): Eq. 8 is the term of sample i, an n-way classifier that recognises
+    g_i = (C Z)_i as the positive of z_i."""
+    if reduction not in NCE_REDUCTIONS:
+        raise ValueError(f"unknown InfoNCE reduction {reduction!r}; choose one of {NCE_REDUCTIONS}")
     z, g = z.reshape(z.shape[0], -1), g.reshape(g.shape[0], -1)
     if z.shape != g.shape:
         raise ValueError(f"Z {z.shape} and G {g.shape} must have the same shape")
     logits = unit_rows(z) @ unit_rows(g).T / temperature
-    return -jnp.mean(jnp.diagonal(jax.nn.log_softmax(logits, axis=1)))
+    per_sample = -jnp.diagonal(jax.nn.log_softmax(logits, axis=1))
+    return jnp.mean(per_sample) if reduction == "mean" else jnp.sum(per_sample)

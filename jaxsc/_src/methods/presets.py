@@ -76,6 +76,7 @@ class Preset:
     distill_form: str = "sum"
     w_nce: float = 0.0
     nce_temperature: float = 0.5
+    nce_reduction: str = "mean"
     coef_state_dtype: str | None = None
     finetune_steps: int = 100
     finetune_lr: float = 1e-3

@@ -30,7 +30,8 @@ import jax.numpy as jnp
 import optax
 
 from jaxsc._src.losses.coefficient import PENALTIES, coefficient_penalty
-from jaxsc._src.losses.distillation import DISTILLATION_FORMS, distillation_loss, heat_kernel_weights, infonce_loss
+from jaxsc._src.losses.distillation import (DISTILLATION_FORMS, NCE_REDUCTIONS, distillation_loss, heat_kernel_weights,
+                                            infonce_loss)
 from jaxsc._src.losses.locality import locality_loss
 from jaxsc._src.losses.graph import coefficient_similarity, laplacian_reconstruction_loss
 from jaxsc._src.losses.pseudo_supervision import PSEUDO_GRAPH_LOSSES, pseudo_label_loss
@@ -133,7 +134,8 @@ class SelfExpressiveObjective:
         features given with the data (``bandwidth=None``: median squared distance), in the form ``"sum"``
         (sum_{i != j} W_ij ||z_i - z_j||^2, Eq. 4) or ``"normalized"`` (divided by Z's mean squared pairwise
         distance), :func:`jaxsc.losses.distillation_loss`.
-      w_nce, nce_temperature: weight and temperature of LRSC's InfoNCE between Z and C Z.
+      w_nce, nce_temperature, nce_reduction: weight, temperature and reduction over samples (``"mean"`` or
+        ``"sum"``) of LRSC's InfoNCE between Z and C Z, :func:`jaxsc.losses.infonce_loss`.
       coef_state_dtype: ``None`` (float32 Adam) or ``"bfloat16"``: C's Adam moments stored in bfloat16
         (:func:`jaxsc.train.adam_compact`), two n x n float32 arrays fewer.
     """
@@ -160,6 +162,7 @@ class SelfExpressiveObjective:
     distill_form: str = "sum"
     w_nce: float = 0.0
     nce_temperature: float = 0.5
+    nce_reduction: str = "mean"
     coef_state_dtype: str | None = None
 
     def __post_init__(self):
@@ -170,6 +173,8 @@ class SelfExpressiveObjective:
         if self.coef_state_dtype not in _MATMUL_DTYPES:
             raise ValueError(f"coef_state_dtype must be one of {list(_MATMUL_DTYPES)}, got {self.coef_state_dtype!r}")
         _check_distill_form(self.distill_form)
+        if self.nce_reduction not in NCE_REDUCTIONS:
+            raise ValueError(f"unknown nce_reduction {self.nce_reduction!r}; choose one of {NCE_REDUCTIONS}")
         if self.graph_form not in PSEUDO_GRAPH_LOSSES:
             raise ValueError(f"unknown graph_form {self.graph_form!r}; choose one of {sorted(PSEUDO_GRAPH_LOSSES)}")
 
@@ -205,7 +210,7 @@ class SelfExpressiveObjective:
         if self.w_distill > 0:
             terms["distill"] = _distillation(z, extras, self.bandwidth, self.distill_form)
         if self.w_nce > 0:
-            terms["nce"] = infonce_loss(z, zc, self.nce_temperature)
+            terms["nce"] = infonce_loss(z, zc, self.nce_temperature, self.nce_reduction)
         weights = {"rec": self.w_rec, "reg": self.w_reg, "se": self.w_se, "raw": self.w_raw,
                    "graph": self.w_graph, "label": self.w_label, "local": self.w_local,
                    "distill": self.w_distill, "nce": self.w_nce}
