@@ -61,17 +61,19 @@ def _patches(x: jax.Array, k: int, stride: int) -> jax.Array:
                             for a in range(k) for b in range(k)], axis=-1)
 
 
+def _lax_conv(x, kernel, stride):
+    return jax.lax.conv_general_dilated(x, kernel, (stride, stride), "SAME", dimension_numbers=_DIMENSIONS)
+
+
 def _forward(x, kernel, stride):
     if uses_patch_forward(x.shape, kernel.shape[0], stride):
         return _patches(x, kernel.shape[0], stride) @ kernel.reshape(-1, kernel.shape[-1])
-    return jax.lax.conv_general_dilated(x, kernel, (stride, stride), "SAME", dimension_numbers=_DIMENSIONS)
+    return _lax_conv(x, kernel, stride)
 
 
 def _transpose(y, kernel, out_hw, stride=2):
     x_shape = jax.ShapeDtypeStruct((y.shape[0], *out_hw, kernel.shape[2]), y.dtype)
-    (x,) = jax.linear_transpose(
-        lambda x: jax.lax.conv_general_dilated(x, kernel, (stride, stride), "SAME", dimension_numbers=_DIMENSIONS),
-        x_shape)(y)
+    (x,) = jax.linear_transpose(lambda x: _lax_conv(x, kernel, stride), x_shape)(y)
     return x
 
 
