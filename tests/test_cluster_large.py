@@ -29,16 +29,48 @@ def test_randomized_subspace_matches_eigh():
     assert np.abs(_projector(u[:, :12]) - _projector(u_ref[:, :12])).max() < 1e-3
 
 
+def _with_spectrum(spectrum, seed=3):
+    basis, _ = np.linalg.qr(np.random.default_rng(seed).standard_normal((len(spectrum), len(spectrum))))
+    return basis, jnp.asarray((basis * spectrum) @ basis.T, jnp.float32)
+
+
 def test_randomized_subspace_shift_finds_top_subspace_above_a_flat_bulk():
     # S = I + B as with C - diag(C) + I: top 6 eigenvalues 1.5, the bulk in [0.8, 1.2]. Unshifted power steps
-    # separate 1.5 from 1.2 slowly; the shift by trace(S)/n = mean eigenvalue centres the bulk on 0.
-    rng = np.random.default_rng(3)
-    basis, _ = np.linalg.qr(rng.standard_normal((300, 300)))
-    spectrum = np.concatenate([np.full(6, 1.5), np.linspace(1.2, 0.8, 294)])
-    sym = jnp.asarray((basis * spectrum) @ basis.T, jnp.float32)
+    # separate 1.5 from 1.2 slowly; shifted to the lowest end, 1.5 - 0.8 against 1.2 - 0.8.
+    basis, sym = _with_spectrum(np.concatenate([np.full(6, 1.5), np.linspace(1.2, 0.8, 294)]))
     u, sigma = cluster.randomized_top_subspace(sym, 6, jax.random.PRNGKey(0), iters=8)
     np.testing.assert_allclose(sigma, 1.5, rtol=1e-3)
     assert np.abs(_projector(u) - _projector(basis[:, :6])).max() < 1e-2
+
+
+@pytest.mark.parametrize("sign", [1.0, -1.0])
+def test_randomized_subspace_of_a_skewed_one_signed_spectrum(sign):
+    # A trained COIL20 C looks like this: the wanted eigenvalues a little above a bulk near 1, a tail below it.
+    # The mean (0.915) is no valid shift: |0.5 - 0.915| > |1.3 - 0.915| would rank the tail first.
+    spectrum = np.concatenate([np.linspace(1.4, 1.3, 10), np.linspace(1.0, 0.98, 200), np.linspace(0.9, 0.5, 90)])
+    basis, sym = _with_spectrum(sign * spectrum)
+    u, sigma = cluster.randomized_top_subspace(sym, 10, jax.random.PRNGKey(0), iters=8)
+    np.testing.assert_allclose(sigma, spectrum[:10], rtol=5e-3)
+    assert np.abs(_projector(u) - _projector(basis[:, :10])).max() < 2e-2
+
+
+def test_randomized_subspace_of_a_spectrum_of_both_signs_ranks_by_magnitude():
+    spectrum = np.concatenate([[2.0, -1.9, 1.8, -1.7], np.linspace(0.5, -0.5, 196)])
+    basis, sym = _with_spectrum(spectrum)
+    u, sigma = cluster.randomized_top_subspace(sym, 4, jax.random.PRNGKey(0), iters=8)
+    np.testing.assert_allclose(sigma, [2.0, 1.9, 1.8, 1.7], rtol=1e-3)
+    assert np.abs(_projector(u) - _projector(basis[:, :4])).max() < 1e-2
+
+
+@pytest.mark.parametrize("spectrum", [np.linspace(0.6, 1.2, 150), np.linspace(-3.0, 0.5, 150)])
+def test_lanczos_extremes_bracket_and_approach_the_spectrum(spectrum):
+    _, sym = _with_spectrum(spectrum, seed=5)
+    lowest, highest = cluster.lanczos_extremes(sym, jax.random.PRNGKey(1))
+    jitted = jax.jit(cluster.lanczos_extremes)(sym, jax.random.PRNGKey(1))
+    np.testing.assert_allclose(jitted, (lowest, highest), rtol=1e-5)
+    span = spectrum.max() - spectrum.min()
+    assert spectrum.min() - 1e-5 <= lowest <= spectrum.min() + 0.02 * span
+    assert spectrum.max() - 0.02 * span <= highest <= spectrum.max() + 1e-5
 
 
 def test_randomized_subspace_of_a_rank_deficient_matrix_is_finite():
