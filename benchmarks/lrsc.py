@@ -64,7 +64,9 @@ def write_table() -> str:
              "`*-inner-0.001.json`) ran with the former fixed step, which raised an episode's loss 1500-fold, so "
              "that meta-learning silenced the encoder (99.99% of the target's Z zero). `inactive Z`: per seed, the "
              "fraction of the latent coordinates that are zero for every target sample (label-free; 1.00 is a dead "
-             "encoder, for which `fit_lrsc` warns; `-` for rows run before it was recorded). `distill`: the form of "
+             "encoder, for which `fit_lrsc` warns; `-` for rows run before it was recorded), with in brackets the same "
+             "fraction right after meta-learning, before the target's pretraining, where recorded (since "
+             "2026-11-23, session 11). `distill`: the form of "
              "the distillation term, `normalized` (the preset since 2026-11-23: Eq. 4's sum divided by Z's mean "
              "squared pairwise distance, so that shrinking Z cannot lower it) or `sum` (Eq. 4 as written; files "
              "`*-distill-sum.json`), `-` for rows without distillation. `InfoNCE`: Eq. 8's term summed over the "
@@ -84,7 +86,9 @@ def write_table() -> str:
         teacher = np.mean([x["seconds_teacher"] for x in r["seeds"]])
         rest = np.mean([sum(x[f"seconds_{k}"] for k in ("meta", "pretrain", "finetune", "cluster"))
                         for x in r["seeds"]])
-        inactive = " / ".join(f"{x['inactive_latent']:.2f}" for x in r["seeds"] if "inactive_latent" in x) or "-"
+        inactive = " / ".join(f"{x['inactive_latent']:.2f}" + (f" ({x['inactive_latent_after_meta']:.2f})"
+                                                                  if "inactive_latent_after_meta" in x else "")
+                              for x in r["seeds"] if "inactive_latent" in x) or "-"
         chosen = sorted({x["inner_lr"] for x in r["seeds"] if "inner_lr" in x})
         inner = f"{p['inner_lr']:g}" if p.get("inner_lr") else "auto: " + "/".join(f"{v:g}" for v in chosen)
         episodes = (f"{p['episodes']} x {p['n_way']}-way {p['shots']}-shot, "

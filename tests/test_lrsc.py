@@ -227,6 +227,7 @@ def test_lrsc_end_to_end_on_digits(capsys):
     np.testing.assert_allclose(model.diagnostics_["coef_offdiag_rms"], np.sqrt(np.mean(np.square(coef))), rtol=1e-5)
     assert model.diagnostics_["latent_rms"] > 0 and 0 <= model.diagnostics_["inactive_latent"] < 1
     assert model.diagnostics_["inner_lr"] in lrsc.INNER_LR_GRID
+    assert 0 <= model.diagnostics_["inactive_latent_after_meta"] < 1  # the meta-learned encoder, before the target
     with pytest.raises(ValueError, match="differ in shape"):
         jaxsc.LRSC(n_clusters=3).fit(ds.x[:20], external=(np.zeros((10, 4)), np.zeros(10)))
     # Episodes that the external classes cannot fill fail before any training, naming the numbers.
@@ -237,6 +238,14 @@ def test_lrsc_end_to_end_on_digits(capsys):
                      "--quiet"] + [f"--set={k}={v}" for k, v in {**small, "kernels": [3, 3],
                                                                   "channels": [8, 16]}.items()])
     assert code == 0 and "lrsc digits[0,1,2] seed 0: ACC" in capsys.readouterr().out
+
+
+def test_inactive_fraction_counts_coordinates_zero_for_every_sample():
+    latent = np.ones((3, 2, 2), np.float32)
+    latent[:, 0, 1] = 0.0  # zero for every sample
+    latent[1, 1, 0] = 0.0  # zero for one sample only
+    assert lrsc.inactive_fraction(latent) == 0.25
+    assert lrsc.inactive_fraction(np.zeros((4, 5))) == 1.0
 
 
 def test_rows_that_distil_share_one_teacher_per_seed():

@@ -345,12 +345,20 @@ def meta_train(model, ae_params, x_ext, y_ext, t_ext, preset: LRSCPreset, *, see
 DEAD_ENCODER_FRACTION = 0.9
 
 
+def inactive_fraction(latent) -> float:
+    """The fraction of the latent coordinates (all but the sample axis) that are zero for every sample."""
+    latent = np.asarray(latent)
+    return float(np.mean(np.all(latent.reshape(latent.shape[0], -1) == 0, axis=0)))
+
+
 class LRSCResult(NamedTuple):
     """Output of :func:`fit_lrsc`: labels, C, parameters, meta-training history, seconds per stage (with
     ``meta_step``, the time of one meta-update excluding compilation) and label-free ``diagnostics`` of the
     fitted model: ``latent_rms`` (root mean square of the target's Z), ``coef_offdiag_rms`` (of C off its
     diagonal), ``inactive_latent`` (the fraction of Z's coordinates that are zero for every target sample: near 1,
-    the encoder's last ReLU is dead) and, after meta-learning, ``inner_lr``, the inner step size used."""
+    the encoder's last ReLU is dead) and, after meta-learning, ``inner_lr``, the inner step size used, and
+    ``inactive_latent_after_meta``, the same fraction for the meta-learned encoder before the target's
+    pretraining (which stage silenced the encoder)."""
 
     labels: np.ndarray
     coef: np.ndarray
@@ -398,6 +406,7 @@ def fit_lrsc(x, n_clusters: int, x_external, y_external, preset: LRSCPreset = LR
         t_meta = t_ext if t_ext is not None else np.zeros((x_ext.shape[0], 1), np.float32)
         meta = meta_train(model, ae, x_ext, y_ext, t_meta, preset, seed=seed, verbose=verbose)
         ae, history, seconds["meta_step"], diagnostics["inner_lr"] = meta
+        diagnostics["inactive_latent_after_meta"] = inactive_fraction(encode_in_batches(model, ae, x))
     seconds["meta"] = time.perf_counter() - start
     start = time.perf_counter()
     data = jnp.asarray(x) if t_target is None else {"x": jnp.asarray(x), "teacher": jnp.asarray(t_target)}
@@ -415,10 +424,10 @@ def fit_lrsc(x, n_clusters: int, x_external, y_external, preset: LRSCPreset = LR
     labels = np.asarray(api.cluster(fitted.coef, n_clusters, target.post, seed=seed).labels)
     seconds["cluster"] = time.perf_counter() - start
     coef = np.asarray(fitted.coef)
-    latent = encode_in_batches(model, fitted.params["autoencoder"], x).reshape(x.shape[0], -1)
+    latent = encode_in_batches(model, fitted.params["autoencoder"], x)
     diagnostics.update(latent_rms=float(np.sqrt(np.mean(np.square(latent)))),
                        coef_offdiag_rms=float(np.sqrt(np.sum(np.square(coef - np.diag(np.diag(coef))))) / len(coef)),
-                       inactive_latent=float(np.mean(np.all(latent == 0, axis=0))))
+                       inactive_latent=inactive_fraction(latent))
     if diagnostics["inactive_latent"] > DEAD_ENCODER_FRACTION:
         warnings.warn(f"{diagnostics['inactive_latent']:.1%} of the latent coordinates are zero for every target "
                       "sample: the encoder's last ReLU is nearly dead and the clustering is unreliable. Check "
