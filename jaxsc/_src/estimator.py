@@ -106,7 +106,7 @@ class LRSC:
 
     Attributes (after ``fit``): ``labels_``, ``coef_``, ``params_``, ``meta_history_``, ``seconds_``,
     ``diagnostics_`` (label-free RMS of Z and of C off its diagonal, the fraction of inactive latent
-    coordinates, the inner step size: :class:`jaxsc.LRSCResult`).
+    coordinates at the end and after meta-learning, the inner step size: :class:`jaxsc.LRSCResult`).
     """
 
     def __init__(self, n_clusters: int, *, penalty: str = "l2", seed: int = 0, verbose: bool = False, **overrides):
