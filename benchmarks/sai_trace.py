@@ -2,9 +2,10 @@
 
 One seed: the DAE is pretrained once; from its k-means centres, SAI-HOE trains for 20 epochs under each KL
 direction, with P2 a fixed target per step and with gradients through P2 (the paper's Alg. 1 updates the encoder
-and the centres by SGD on Eq. 5 and names no fixed target), at the preset's learning rate and at a tenth of it. Every 5 epochs the trace prints, over all samples: the cluster sizes of
-argmax P1, the fraction of zero entries of P1 (the hinge's sparsity), the mean of max_j P1_ij and of max_j P2_ij
-(how peaked each assignment is), and how often argmax P1 = argmax P2. ACC is printed last, for the reader only:
+and the centres by SGD on Eq. 5 and names no fixed target), at the preset's learning rate and at a tenth of it.
+Every 5 epochs the trace prints, over all samples: the cluster sizes of argmax P1, the fraction of zero entries of
+P1 (the hinge's sparsity), the mean of max_j P1_ij and of max_j P2_ij (how peaked each assignment is), and how
+often argmax P1 = argmax P2. ACC is printed last, for the reader only:
 no setting was chosen from it. Writes ``benchmarks/results/sai_trace.md``.
 
     JAXSC_DATA_DIR=../shared/datasets python benchmarks/sai_trace.py

@@ -406,8 +406,9 @@ def fit_lrsc(x, n_clusters: int, x_external, y_external, preset: LRSCPreset = LR
         t_meta = t_ext if t_ext is not None else np.zeros((x_ext.shape[0], 1), np.float32)
         meta = meta_train(model, ae, x_ext, y_ext, t_meta, preset, seed=seed, verbose=verbose)
         ae, history, seconds["meta_step"], diagnostics["inner_lr"] = meta
-        diagnostics["inactive_latent_after_meta"] = inactive_fraction(encode_in_batches(model, ae, x))
     seconds["meta"] = time.perf_counter() - start
+    if preset.meta:
+        diagnostics["inactive_latent_after_meta"] = inactive_fraction(encode_in_batches(model, ae, x))
     start = time.perf_counter()
     data = jnp.asarray(x) if t_target is None else {"x": jnp.asarray(x), "teacher": jnp.asarray(t_target)}
     pre = ReconstructionObjective(model, target.pretrain_lr, preset.w_rec, target.w_distill,
