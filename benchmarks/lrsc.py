@@ -49,6 +49,13 @@ def nce_cell(result: dict) -> str:
     return result["preset"].get("nce_reduction", "mean") if result["preset"]["nce"] else "-"
 
 
+def inactive_cell(result: dict) -> str:
+    """The ``inactive Z`` cell: per seed, the final fraction with the after-meta one in brackets where recorded."""
+    return " / ".join(f"{x['inactive_latent']:.2f}" + (f" ({x['inactive_latent_after_meta']:.2f})"
+                                                       if "inactive_latent_after_meta" in x else "")
+                      for x in result["seeds"] if "inactive_latent" in x) or "-"
+
+
 def write_table() -> str:
     rows = load_rows(RESULTS / "lrsc")
     lines = ["# LRSC ablation on class-split protocols", "",
@@ -86,9 +93,6 @@ def write_table() -> str:
         teacher = np.mean([x["seconds_teacher"] for x in r["seeds"]])
         rest = np.mean([sum(x[f"seconds_{k}"] for k in ("meta", "pretrain", "finetune", "cluster"))
                         for x in r["seeds"]])
-        inactive = " / ".join(f"{x['inactive_latent']:.2f}" + (f" ({x['inactive_latent_after_meta']:.2f})"
-                                                                  if "inactive_latent_after_meta" in x else "")
-                              for x in r["seeds"] if "inactive_latent" in x) or "-"
         chosen = sorted({x["inner_lr"] for x in r["seeds"] if "inner_lr" in x})
         inner = f"{p['inner_lr']:g}" if p.get("inner_lr") else "auto: " + "/".join(f"{v:g}" for v in chosen)
         episodes = (f"{p['episodes']} x {p['n_way']}-way {p['shots']}-shot, "
@@ -98,7 +102,7 @@ def write_table() -> str:
                      f"{mean_std(s, 'acc')} | {s['acc']['max']:.4f} | {mean_std(s, 'nmi')} | {mean_std(s, 'ari')} | "
                      f"{episodes} | {p['vmap_episodes'] if p['meta'] else '-'} | "
                      f"{'%.3f' % (sum(meta) / len(meta)) if meta else '-'} | "
-                     f"{f'{teacher:.0f}' if p['distill'] else '-'} | {rest:.0f} | {inactive} |")
+                     f"{f'{teacher:.0f}' if p['distill'] else '-'} | {rest:.0f} | {inactive_cell(r)} |")
     text = "\n".join(lines + machine_lines(rows))
     (RESULTS / "lrsc.md").write_text(text)
     return text
