@@ -22,7 +22,7 @@ def heat_kernel_weights(features: jax.Array, bandwidth: float | None = None,
     ``row_normalize`` divides each row by its sum, so that sum_ij W_ij ||z_i - z_j||^2 is a sum over samples of
     a weighted mean distance (on the scale of the other per-sample sums) rather than a sum over n^2 pairs.
     """
-    t = features.reshape(features.shape[0], -1)
+    t = jnp.asarray(features).reshape(features.shape[0], -1)
     sq = pairwise_sq_euclidean(t)
     off = 1.0 - jnp.eye(t.shape[0], dtype=sq.dtype)
     if bandwidth is None:
@@ -36,7 +36,7 @@ def heat_kernel_weights(features: jax.Array, bandwidth: float | None = None,
 def weighted_locality_loss(z: jax.Array, weights: jax.Array) -> jax.Array:
     """sum_{i != j} W_ij ||z_i - z_j||^2 = 2 tr(Z^T L Z), L = D - (W + W^T)/2, computed as
     sum_i (r_i + c_i) ||z_i||^2 - 2 sum_ij W_ij z_i . z_j with r, c the row and column sums of W."""
-    z = z.reshape(z.shape[0], -1)
+    z, weights = jnp.asarray(z).reshape(z.shape[0], -1), jnp.asarray(weights)
     if weights.shape != (z.shape[0], z.shape[0]):
         raise ValueError(f"weights have shape {weights.shape}, expected ({z.shape[0]}, {z.shape[0]})")
     weights = weights * (1.0 - jnp.eye(z.shape[0], dtype=weights.dtype))
@@ -54,7 +54,7 @@ def normalized_locality_loss(z: jax.Array, weights: jax.Array) -> jax.Array:
     The mean uses sum_{i != j} ||z_i - z_j||^2 = 2 n sum_i ||z_i - z_mean||^2 (O(n d)); a collapsed Z (all rows
     equal) gives 0.
     """
-    z = z.reshape(z.shape[0], -1)
+    z = jnp.asarray(z).reshape(z.shape[0], -1)
     n = z.shape[0]
     centred = z - jnp.mean(z, axis=0, keepdims=True)  # both sums are translation invariant; centring avoids
     mean_sq_distance = 2.0 * n * jnp.sum(jnp.square(centred)) / (n * (n - 1))  # cancellation in the trace form
