@@ -40,7 +40,7 @@ from jaxsc import cluster, metrics
 from jaxsc._src.testing import reference
 from jaxsc.data import union_of_subspaces
 from jaxsc.models import ConvAutoencoder, same_conv
-from jaxsc._src.models.conv import uses_patch_forward
+from jaxsc._src.models.conv import uses_patch_forward, uses_patch_gradient
 from jaxsc.presets import get_preset
 from jaxsc._src.train.memory import plan_from_compiled
 from jaxsc.train import SelfExpressiveObjective, TrainState, init_self_expressive_params, train_step
@@ -288,7 +288,9 @@ def scaling_section(sizes: list, repeats: int) -> list[str]:
 
 # (model, layer, input shape (n, H, W, C), kernel, output channels, stride): the layers whose kernel gradients
 # dominated the profiles, DSC-Net's EYaleB encoder on all 2414 images and LRSC's teacher on a batch of 128
-# COIL-100 images, and first layers on either side of ``PATCH_MAX_ELEMENTS`` (the forward's switch).
+# COIL-100 images, first layers on either side of ``PATCH_MAX_ELEMENTS`` (the forward's switch), and SAI's CNN
+# on a batch of 256 MNIST images, whose stride-1 layers lie on either side of ``PATCH_GRADIENT_MAX_ELEMENTS``
+# (the kernel gradient's switch).
 CONV_CASES = (("DSC ORL", "enc 1", (400, 32, 32, 1), 3, 3, 2),
               ("DSC COIL20", "enc 1", (1440, 32, 32, 1), 3, 15, 2),
               ("RGRL MNIST", "enc 1", (1000, 28, 28, 1), 5, 15, 2),
@@ -297,7 +299,11 @@ CONV_CASES = (("DSC ORL", "enc 1", (400, 32, 32, 1), 3, 3, 2),
               ("DSC EYaleB", "enc 3", (2414, 12, 11, 20), 3, 30, 2),
               ("LRSC teacher", "conv 2", (128, 64, 64, 32), 3, 32, 2),
               ("LRSC teacher", "conv 3", (128, 32, 32, 32), 3, 64, 1),
-              ("LRSC teacher", "conv 5", (128, 16, 16, 64), 3, 128, 1))
+              ("LRSC teacher", "conv 5", (128, 16, 16, 64), 3, 128, 1),
+              ("SAI CNN", "enc 1", (256, 28, 28, 1), 5, 64, 1),
+              ("SAI CNN", "enc 2", (256, 14, 14, 64), 5, 32, 1),
+              ("SAI CNN", "dec 1", (256, 14, 14, 32), 5, 64, 1),
+              ("SAI CNN", "dec 2", (256, 28, 28, 64), 5, 1, 1))
 
 
 def conv_case(case, repeats: int) -> dict:
@@ -330,7 +336,7 @@ def conv_case(case, repeats: int) -> dict:
 
     return {"model": model, "layer": layer, "shape": shape, "k": k, "cout": cout, "stride": stride,
             "times": times, "error": max(error("jaxsc", "lax"), error("jaxsc grad", "lax grad")),
-            "patches": uses_patch_forward(shape, k, stride)}
+            "patches": uses_patch_forward(shape, k, stride), "patch_gradient": uses_patch_gradient(shape, k, stride)}
 
 
 def conv_section(rows: list) -> list[str]:
@@ -339,14 +345,17 @@ def conv_section(rows: list) -> list[str]:
              "the jitted gradient of sum(conv(x, K) * G) with respect to K, both sides in the same run "
              "(`jaxsc.models.same_conv`, `jaxsc/_src/models/conv.py`). `forward`: whether jaxsc's forward is the "
              "patch product (P at most `PATCH_MAX_ELEMENTS` entries) or lax's convolution itself; where it is "
-             "lax's, the forward columns time the same computation twice and show the noise of the measure.", "",
-             "| model | layer | input | kernel | stride | forward | jaxsc fwd s | lax fwd s | fwd speed-up | "
-             "jaxsc grad s | lax grad s | grad speed-up | max rel. difference |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             "lax's, the forward columns time the same computation twice and show the noise of the measure. "
+             "`gradient`: likewise for the kernel gradient, P^T dY (P at most `PATCH_GRADIENT_MAX_ELEMENTS` "
+             "entries) or lax's autodiff.", "",
+             "| model | layer | input | kernel | stride | forward | gradient | jaxsc fwd s | lax fwd s | "
+             "fwd speed-up | jaxsc grad s | lax grad s | grad speed-up | max rel. difference |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         shape, t = "x".join(map(str, r["shape"])), r["times"]
         lines.append(f"| {r['model']} | {r['layer']} | {shape} | {r['k']}x{r['k']}@{r['cout']} | {r['stride']} | "
-                     f"{'patches' if r['patches'] else 'lax'} | {t['jaxsc']:.4f} | {t['lax']:.4f} | "
+                     f"{'patches' if r['patches'] else 'lax'} | {'patches' if r['patch_gradient'] else 'lax'} | "
+                     f"{t['jaxsc']:.4f} | {t['lax']:.4f} | "
                      f"{t['lax'] / t['jaxsc']:.1f}x | {t['jaxsc grad']:.3f} | {t['lax grad']:.3f} | "
                      f"{t['lax grad'] / t['jaxsc grad']:.1f}x | {r['error']:.1e} |")
     return lines

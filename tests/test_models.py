@@ -45,11 +45,16 @@ def _lax_conv(x, kernel, stride=2):
     return jax.lax.conv_general_dilated(x, kernel, (stride, stride), "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC"))
 
 
+@pytest.mark.parametrize("gradient_max", [0, 2 ** 26], ids=["xla-gradient", "patch-gradient"])
 @pytest.mark.parametrize("hw,k,stride", [((48, 42), 5, 2), ((12, 11), 3, 2), ((6, 5), 3, 2), ((5, 3), 1, 2),
                                          ((2, 1), 2, 2), ((7, 6), 3, 1), ((4, 5), 2, 1)])
-def test_custom_kernel_gradients_match_autodiff_of_the_lax_convolutions(hw, k, stride):
+def test_custom_kernel_gradients_match_autodiff_of_the_lax_convolutions(monkeypatch, gradient_max, hw, k, stride):
     """same_conv and same_conv_transpose have hand-written kernel gradients (patches times the output
-    gradient); they must equal JAX's autodiff of lax's convolution and of its linear transpose."""
+    gradient, or XLA's past PATCH_GRADIENT_MAX_ELEMENTS); they must equal JAX's autodiff of lax's convolution
+    and of its linear transpose."""
+    from jaxsc._src.models import conv
+    monkeypatch.setattr(conv, "PATCH_GRADIENT_MAX_ELEMENTS", gradient_max)
+    assert conv.uses_patch_gradient((3, *hw, 2), k, stride) == (gradient_max > 0)
     rng = np.random.default_rng(2)
     x = jnp.asarray(rng.standard_normal((3, *hw, 2)), jnp.float32)
     kernel = jnp.asarray(rng.standard_normal((k, k, 2, 4)), jnp.float32)

@@ -8,12 +8,14 @@ Let P be the k x k patches of the padded input at the output positions, an (n h 
 XLA's CPU backend differentiates a convolution with respect to its kernel by another convolution in which the
 batch is the contracted dimension and the window spans the whole feature map; that convolution took 60-70% of
 a DSC fine-tune step at the EYaleB shape and of an LRSC teacher step (profiled on 2 cores), so on the CPU the
-kernel gradient is always the product above. The forward convolution is the product when P has at most
-``PATCH_MAX_ELEMENTS`` entries (DSC-Net's ORL and COIL20 layers, 0.2-3.3 M entries: 1.8-2.5x faster than
-XLA's convolution on 2 cores; past 4.9 M entries, RGRL's MNIST and DSC-Net's EYaleB layers, 1.2-6x slower),
-else XLA's. Transposed convolutions and input gradients are XLA's: the product form with a fold was faster
-alone but slowed the whole ORL step (``benchmarks/speed.py --sections conv``). Other backends (cuDNN) use
-their own convolutions throughout.
+kernel gradient is the product above when P has at most ``PATCH_GRADIENT_MAX_ELEMENTS`` entries (up to 40 M
+entries: 1.0-6.3x faster than XLA's on 2 cores), else XLA's (SAI's CNN at batch 256: P of 80 M and 321 M
+entries, 1.3 GB for the latter, where XLA's was 1.5x and 2.7x faster). The forward convolution is the product
+when P has at most ``PATCH_MAX_ELEMENTS`` entries (DSC-Net's ORL and COIL20 layers, 0.2-3.3 M entries:
+1.8-2.5x faster than XLA's convolution on 2 cores; past 4.9 M entries, RGRL's MNIST and DSC-Net's EYaleB
+layers, 1.2-6x slower), else XLA's. Transposed convolutions and input gradients are XLA's: the product form
+with a fold was faster alone but slowed the whole ORL step (``benchmarks/speed.py --sections conv``). Other
+backends (cuDNN) use their own convolutions throughout.
 """
 from __future__ import annotations
 
@@ -25,6 +27,7 @@ import jax.numpy as jnp
 
 _DIMENSIONS = ("NHWC", "HWIO", "NHWC")
 PATCH_MAX_ELEMENTS = 2 ** 22  # the largest patch matrix (entries) for which the CPU's forward is P K
+PATCH_GRADIENT_MAX_ELEMENTS = 2 ** 26  # the largest for which the CPU's kernel gradient is P^T dY
 
 
 def _same_padding(size: int, k: int, stride: int) -> tuple[int, int]:
@@ -44,11 +47,19 @@ def _window_padding(hw: tuple[int, int], k: int, stride: int) -> tuple[tuple[int
     return pads[0], pads[1]
 
 
+def _patch_entries(x_shape, k: int, stride: int) -> int:
+    n, h, w, cin = x_shape
+    return n * -(-h // stride) * -(-w // stride) * k * k * cin
+
+
 def uses_patch_forward(x_shape, k: int, stride: int) -> bool:
     """Whether the forward convolution of an ``x_shape`` (n, h, w, C) map is the product P K."""
-    n, h, w, cin = x_shape
-    entries = n * -(-h // stride) * -(-w // stride) * k * k * cin
-    return jax.default_backend() == "cpu" and entries <= PATCH_MAX_ELEMENTS
+    return jax.default_backend() == "cpu" and _patch_entries(x_shape, k, stride) <= PATCH_MAX_ELEMENTS
+
+
+def uses_patch_gradient(x_shape, k: int, stride: int) -> bool:
+    """Whether the kernel gradient of the convolution of an ``x_shape`` (n, h, w, C) map is the product P^T dY."""
+    return jax.default_backend() == "cpu" and _patch_entries(x_shape, k, stride) <= PATCH_GRADIENT_MAX_ELEMENTS
 
 
 def _patches(x: jax.Array, k: int, stride: int) -> jax.Array:
@@ -84,8 +95,9 @@ def _patch_kernel_gradient(x: jax.Array, dy: jax.Array, k: int, stride: int) -> 
 
 
 def _kernel_gradient(x: jax.Array, dy: jax.Array, kernel: jax.Array, stride: int) -> jax.Array:
-    """d<dy, same_conv(x, K)>/dK at ``kernel``: :func:`_patch_kernel_gradient` on the CPU, else autodiff."""
-    if jax.default_backend() == "cpu":
+    """d<dy, same_conv(x, K)>/dK at ``kernel``: :func:`_patch_kernel_gradient` where :func:`uses_patch_gradient`,
+    else autodiff."""
+    if uses_patch_gradient(x.shape, kernel.shape[0], stride):
         return _patch_kernel_gradient(x, dy, kernel.shape[0], stride).astype(kernel.dtype)
     return jax.vjp(lambda k: _forward(x, k, stride), kernel)[1](dy)[0]
 
