@@ -69,7 +69,12 @@ def write_table() -> str:
              "meta-learning inner step, `auto` (the preset since 2026-11-23) when chosen per seed by "
              "`stable_inner_lr` on the first batch of episodes (label-free); the rows with 0.001 (files "
              "`*-inner-0.001.json`) ran with the former fixed step, which raised an episode's loss 1500-fold, so "
-             "that meta-learning silenced the encoder (99.99% of the target's Z zero). `inactive Z`: per seed, the "
+             "that meta-learning silenced the encoder (99.99% of the target's Z zero). `C` in the episodes cell: each "
+             "episode's C solved exactly for the current encoder (`exact`, the preset since 2026-11-23, session 13) "
+             "or a gradient step from `coef_init` (`step`, Alg. 1 as written; files `*-inner-coef-step.json`), "
+             "and `AE pretrained on M`: reconstruction steps on the external data before meta-learning (500 in the "
+             "preset since session 13, 0 before); with `step` and no pretraining, 98-100% of the target's Z was "
+             "inactive right after meta-learning (`jaxsc/_src/methods/lrsc.py`'s docstring). `inactive Z`: per seed, the "
              "fraction of the latent coordinates that are zero for every target sample (label-free; 1.00 is a dead "
              "encoder, for which `fit_lrsc` warns; `-` for rows run before it was recorded), with in brackets the same "
              "fraction right after meta-learning, before the target's pretraining, where recorded (since "
@@ -81,10 +86,12 @@ def write_table() -> str:
              "`*-nce-mean.json`, about 0.1% of the fine-tune loss), `-` for rows without it.", "",
              "| protocol | row | diag(C) | distill | InfoNCE | seeds | ACC mean ± std | ACC max | NMI mean ± std | "
              "ARI mean ± std | episodes | vmap | meta s/step | teacher s | rest s | inactive Z |", "|---" * 16 + "|"]
-    def order(r):  # the preset's rows first, then InfoNCE's mean, distillation's sum, a fixed inner step, diag free
+    def order(r):  # the preset's rows first, then C by a step, InfoNCE's mean, distillation's sum, a fixed inner
+        # step, diag free
         fixed_inner = bool(r["preset"]["meta"] and r["preset"].get("inner_lr"))
+        coef_step = bool(r["preset"]["meta"] and r["preset"].get("inner_coef", "step") == "step")
         return (r["protocol"], diagonal_cell(r) == "free", fixed_inner, distill_cell(r) == "sum",
-                nce_cell(r) == "mean", list(ROWS).index(r["row"]) if r["row"] in ROWS else 9)
+                nce_cell(r) == "mean", coef_step, list(ROWS).index(r["row"]) if r["row"] in ROWS else 9)
 
     for r in sorted(rows, key=order):
         s = r["summary"]
@@ -96,7 +103,9 @@ def write_table() -> str:
         chosen = sorted({x["inner_lr"] for x in r["seeds"] if "inner_lr" in x})
         inner = f"{p['inner_lr']:g}" if p.get("inner_lr") else "auto: " + "/".join(f"{v:g}" for v in chosen)
         episodes = (f"{p['episodes']} x {p['n_way']}-way {p['shots']}-shot, "
-                    f"{'1st' if p['first_order'] else '2nd'} order, inner step {inner}" if p["meta"] else "-")
+                    f"{'1st' if p['first_order'] else '2nd'} order, inner step {inner}, "
+                    f"C {p.get('inner_coef', 'step')}, AE pretrained on M: {p.get('meta_pretrain_steps', 0)} steps"
+                    if p["meta"] else "-")
         lines.append(f"| {r['protocol']} (n={r['n']}, external {r['n_external']}) | {r['row']} | "
                      f"{diagonal_cell(r)} | {distill_cell(r)} | {nce_cell(r)} | {len(r['seeds'])} | "
                      f"{mean_std(s, 'acc')} | {s['acc']['max']:.4f} | {mean_std(s, 'nmi')} | {mean_std(s, 'ari')} | "

@@ -3,6 +3,7 @@ import importlib.util
 import os
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "datasets"
@@ -30,10 +31,20 @@ def benchmark_module(name: str):
 
 def digits_subset(classes=(0, 1, 4), per_class=40):
     """The first ``per_class`` images of each class of scikit-learn's digits, labels renumbered 0..K-1."""
-    import numpy as np
-
     from jaxsc import data
 
     ds = data.load("digits")
     keep = np.concatenate([np.flatnonzero(ds.y == c)[:per_class] for c in classes])
     return ds.x[keep], np.searchsorted(classes, ds.y[keep])
+
+
+def numpy_ridge_coefficients(z, reg, zero_diagonal):
+    """Row by row: c_i = argmin ||z_i - sum_j c_ij z_j||^2 + reg ||c_i||^2 over the allowed j (j != i with
+    ``zero_diagonal``), solved by numpy in float64."""
+    n = z.shape[0]
+    c = np.zeros((n, n))
+    for i in range(n):
+        idx = [j for j in range(n) if j != i or not zero_diagonal]
+        a = z[idx].astype(np.float64)
+        c[i, idx] = np.linalg.solve(a @ a.T + reg * np.eye(len(idx)), a @ z[i])
+    return c

@@ -7,6 +7,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from absl.testing import parameterized
+from conftest import numpy_ridge_coefficients
 
 import jaxsc
 from jaxsc import data, losses, metrics
@@ -169,24 +171,47 @@ def test_meta_step_lowers_the_meta_loss():
 
 class InnerStepTest(chex.TestCase):
     @chex.variants(with_jit=True, without_jit=True)
-    def test_inner_step_losses_match_one_explicit_step(self):
+    @parameterized.parameters("step", "exact")
+    def test_inner_step_losses_match_one_explicit_step(self, inner_coef):
+        """``step``: C = coef_init, then one gradient step on network and C; ``exact``: C = the closed-form
+        minimiser of the latent terms for the episode's Z (numpy, row by row), then a step on the network only."""
         model, params, (x, w, _, _) = _episode_setup()
-        preset = lrsc.LRSCPreset()
+        preset = lrsc.LRSCPreset(inner_coef=inner_coef)
         rates = jnp.asarray([1e-3, 1e-1])
         losses_fn = self.variant(lambda p, x, w, r: lrsc.inner_step_losses.__wrapped__(model, preset, p, x, w, r))
         start, after = losses_fn(params, x, w, rates)
         assert after.shape == (2,) and after.dtype == jnp.float32
-        coef = jnp.full((x.shape[1], x.shape[1]), preset.coef_init)
-        expected_start = np.mean([lrsc.episode_loss(model, preset, params, coef, x[e], w[e]) for e in range(3)])
-        np.testing.assert_allclose(start, expected_start, rtol=1e-5)
+
+        def coef_of(e):
+            if inner_coef == "step":
+                return jnp.full((x.shape[1], x.shape[1]), preset.coef_init)
+            z = np.asarray(model.apply({"params": params}, x[e], method="encode")).reshape(x.shape[1], -1)
+            return jnp.asarray(numpy_ridge_coefficients(z, preset.w_reg / preset.w_se, True), jnp.float32)
+
+        coefs = [coef_of(e) for e in range(3)]
+        expected_start = np.mean([lrsc.episode_loss(model, preset, params, coefs[e], x[e], w[e]) for e in range(3)])
+        np.testing.assert_allclose(start, expected_start, rtol=1e-4)
         for rate, value in zip(rates, after):
             grads = jax.grad(lrsc.episode_loss, argnums=(2, 3))
             adapted = []
             for e in range(3):
-                g_net, g_coef = grads(model, preset, params, coef, x[e], w[e])
+                g_net, g_coef = grads(model, preset, params, coefs[e], x[e], w[e])
                 net = jax.tree.map(lambda p, g: p - rate * g, params, g_net)
-                adapted.append(lrsc.episode_loss(model, preset, net, coef - rate * g_coef, x[e], w[e]))
+                coef = coefs[e] - rate * g_coef if inner_coef == "step" else coefs[e]
+                adapted.append(lrsc.episode_loss(model, preset, net, coef, x[e], w[e]))
             np.testing.assert_allclose(value, np.mean(adapted), rtol=1e-4)
+
+
+def test_preset_rejects_an_exact_inner_coef_it_cannot_solve():
+    with pytest.raises(ValueError, match="unknown inner_coef"):
+        lrsc.LRSCPreset(inner_coef="newton")
+    with pytest.raises(ValueError, match="penalty='l2'"):
+        lrsc.LRSCPreset(penalty="l1")
+    l1 = lrsc.LRSCPreset.for_penalty("l1")
+    assert (l1.penalty, l1.inner_coef) == ("l1", "step")
+    assert lrsc.LRSCPreset.for_penalty("l2") == lrsc.LRSCPreset()
+    with pytest.raises(ValueError, match="meta_pretrain_steps"):
+        lrsc.LRSCPreset(meta_pretrain_steps=-1)
 
 
 def test_stable_inner_lr_is_the_largest_grid_rate_that_lowers_the_loss():

@@ -4,7 +4,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from absl.testing import parameterized
 
+from conftest import numpy_ridge_coefficients
 from jaxsc import models
 
 
@@ -170,6 +172,32 @@ class SelfExpressionTest(chex.TestCase):
         out = models.self_express(c, z, matmul_dtype=jnp.bfloat16)
         assert out.dtype == jnp.float32
         np.testing.assert_allclose(out, c @ z, rtol=0.05, atol=0.3)
+
+
+class RidgeCoefficientsTest(chex.TestCase):
+    @chex.variants(with_jit=True, without_jit=True)
+    @parameterized.parameters(False, True)
+    def test_matches_row_by_row_ridge(self, zero_diagonal):
+        z = np.random.default_rng(4).standard_normal((9, 4)).astype(np.float32)
+        c = self.variant(lambda z: models.ridge_coefficients(z, 0.3, zero_diagonal=zero_diagonal))(z)
+        chex.assert_shape(c, (9, 9))
+        assert c.dtype == jnp.float32
+        np.testing.assert_allclose(c, numpy_ridge_coefficients(z, 0.3, zero_diagonal), atol=2e-5)
+        if zero_diagonal:
+            np.testing.assert_allclose(np.diag(c), 0.0, atol=1e-6)
+
+    def test_is_a_minimum_of_the_objective(self):
+        z = jnp.asarray(np.random.default_rng(5).standard_normal((6, 3)), jnp.float32)
+        c = models.ridge_coefficients(z, 0.5, zero_diagonal=True)
+        grad = jax.grad(lambda c: jnp.sum(jnp.square(z - models.self_express(c, z, zero_diagonal=True)))
+                        + 0.5 * jnp.sum(jnp.square(c - jnp.diag(jnp.diagonal(c)))))(c)
+        np.testing.assert_allclose(grad, 0.0, atol=1e-4)
+
+    def test_rejects_bad_input(self):
+        with pytest.raises(ValueError, match="latent rows"):
+            models.ridge_coefficients(jnp.zeros((2, 3, 4)), 1.0)
+        with pytest.raises(ValueError, match="reg must be > 0"):
+            models.ridge_coefficients(jnp.zeros((4, 2)), 0.0)
 
 
 def test_init_coefficients_and_errors():

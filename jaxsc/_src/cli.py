@@ -210,7 +210,7 @@ def split_external(data, target_classes, external=None):
 
 
 def _run_lrsc(method: str, data, ext, seeds, overrides: dict, cache: dict | None, verbose: bool) -> dict:
-    preset = LRSCPreset(penalty=LRSC_METHODS[method]).replace(**overrides)
+    preset = LRSCPreset.for_penalty(LRSC_METHODS[method]).replace(**overrides)
     rows = []
     for seed in seeds:
         start = time.perf_counter()

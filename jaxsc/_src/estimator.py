@@ -116,7 +116,7 @@ class LRSC:
     def fit(self, x, y=None, *, external) -> "LRSC":
         """Fit on target samples ``x`` with ``external=(x_external, y_external)`` labelled external data."""
         x_ext, y_ext = external
-        preset = LRSCPreset(penalty=self.penalty).replace(**self.overrides)
+        preset = LRSCPreset.for_penalty(self.penalty).replace(**self.overrides)
         result = fit_lrsc(x, self.n_clusters, x_ext, y_ext, preset, seed=self.seed, verbose=self.verbose)
         self.labels_, self.coef_, self.params_ = result.labels, result.coef, result.params
         self.meta_history_, self.seconds_, self.diagnostics_ = result.meta_history, result.seconds, result.diagnostics

@@ -31,3 +31,32 @@ def self_express(coef: jax.Array, z: jax.Array, *, zero_diagonal: bool = False,
     if zero_diagonal:
         zc = zc - jnp.diagonal(coef)[:, None] * z
     return zc
+
+
+def ridge_coefficients(z: jax.Array, reg: float, *, zero_diagonal: bool = False) -> jax.Array:
+    """The exact minimiser of ||Z - C Z||_F^2 + reg ||C||_F^2 over C (least-squares regression, LSR: Lu et al.
+    2012), optionally subject to diag(C) = 0. With G = Z Z^T and B = (G + reg I)^-1:
+
+        C = G B = I - reg B                     (no constraint),
+        C = I - diag(B)^-1 B                    (diag(C) = 0),
+
+    the second from each row's Lagrangian: row i solves (G + reg I) c = G e_i - m e_i with m fixed by c_i = 0,
+    so c = e_i - B e_i / B_ii. O(n^2 d + n^3): for small n (LRSC's episodes), differentiable in Z.
+
+    Args:
+      z: ``(n, d)`` latent rows.
+      reg: the weight of ||C||_F^2 relative to the self-expression term, > 0.
+      zero_diagonal: impose diag(C) = 0.
+    """
+    if z.ndim != 2:
+        raise ValueError(f"z must be (n, d) latent rows, got shape {z.shape}")
+    if not reg > 0:
+        raise ValueError(f"reg must be > 0, got {reg}")
+    n = z.shape[0]
+    eye = jnp.eye(n, dtype=z.dtype)
+    gram = jnp.matmul(z, z.T, precision=jax.lax.Precision.HIGHEST)
+    b = jax.scipy.linalg.cho_solve(jax.scipy.linalg.cho_factor(gram + reg * eye), eye)
+    b = 0.5 * (b + b.T)
+    if zero_diagonal:
+        return eye - b / jnp.diagonal(b)[:, None]
+    return eye - reg * b
