@@ -8,6 +8,6 @@ from jaxsc._src.models.teacher import ClassificationObjective, TeacherNet
 from jaxsc._src.models.torch_pickle import load_legacy_torch
 
 __all__ = ["ClassificationObjective", "ConvAutoencoder", "MLPAutoencoder", "PoolConvAutoencoder",
-           "REFERENCE_WEIGHTS", "SameConv", "TeacherNet", "classifier_probs", "conv_shapes", "convert_state_dict", "flatten",
-           "init_classifier", "init_coefficients", "load_legacy_torch", "load_reference_weights", "ridge_coefficients", "same_conv",
-           "same_conv_transpose", "self_express"]
+           "REFERENCE_WEIGHTS", "SameConv", "TeacherNet", "classifier_probs", "conv_shapes", "convert_state_dict",
+           "flatten", "init_classifier", "init_coefficients", "load_legacy_torch", "load_reference_weights",
+           "ridge_coefficients", "same_conv", "same_conv_transpose", "self_express"]

@@ -229,10 +229,13 @@ def _inner_step(model, preset, ae_params, x, teacher_w, lr, *, update_network: b
     """One gradient-descent step of size ``lr`` on Eq. 6 from C = :func:`_episode_coef`: ``(network, C)``
     adapted. With ``inner_coef="exact"`` C is already optimal for the latent terms and only the network steps."""
     coef = _episode_coef(model, preset, ae_params, x)
+    if preset.first_order:
+        coef = jax.lax.stop_gradient(coef)
+    if preset.inner_coef == "exact" and not update_network:
+        return ae_params, coef
     grads = jax.grad(episode_loss, argnums=(2, 3))(model, preset, ae_params, coef, x, teacher_w)
     if preset.first_order:
         grads = jax.lax.stop_gradient(grads)
-        coef = jax.lax.stop_gradient(coef)
     if preset.inner_coef == "step":
         coef = coef - lr * grads[1]
     if update_network:
