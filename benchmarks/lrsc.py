@@ -9,7 +9,8 @@ meta-training time per episode batch with and without vmap over episodes.
 
 ``--meta-timing`` instead times one meta-update (a batch of episodes from a protocol's external part, fresh
 network, no teacher) with the episodes batched by ``jax.vmap`` and in sequence by ``lax.map``, second and first
-order, side by side in one run, and writes ``benchmarks/results/lrsc_meta_timing.md``.
+order, each episode's C exact and by a gradient step, side by side in one run, and writes
+``benchmarks/results/lrsc_meta_timing.md``.
 
     JAXSC_DATA_DIR=../shared/datasets python benchmarks/lrsc.py --protocols mnist-0-4
     python benchmarks/lrsc.py --table-only
@@ -147,7 +148,7 @@ def main() -> None:
     parser.add_argument("--meta-timing", action="store_true", help="time one meta-update only (docstring)")
     parser.add_argument("--first-order", action="store_true",
                         help="first-order meta-gradient (on 2 CPU cores a second-order meta-update with vmap takes "
-                             "6.3 s at the COIL-100 protocol, a first-order one 0.84 s: lrsc_meta_timing.md)")
+                             "0.43 s at the COIL-100 protocol, a first-order one 0.17 s: lrsc_meta_timing.md)")
     add_common_arguments(parser)
     args = parser.parse_args()
     if args.meta_timing:
