@@ -80,15 +80,15 @@ class LRSCPreset:
     step; ``None`` chooses it by :func:`stable_inner_lr`. ``inner_coef``: an episode's C solved exactly
     (``"exact"``, default, L2 penalty only) or a gradient step from ``coef_init`` (``"step"``);
     ``meta_pretrain_steps``: reconstruction pretraining on the external data before meta-learning, mini-batches
-    of ``pretrain_batch`` at the target's pretraining rate (both departures from Alg. 1: module docstring). ``distill_form``: ``"normalized"`` (default, a departure
-    from Eq. 4) divides the distillation sum by Z's mean squared pairwise distance
-    (:func:`jaxsc.losses.normalized_locality_loss`); ``"sum"`` is Eq. 4 as written, which can be lowered by
-    shrinking Z: with it, meta-learning plus distillation left 57% and 100% of the target's latent coordinates
-    never active on the COIL-100 protocol's seeds 0 and 1 (ACC 0.518 and 0.236). ``nce_reduction``: Eq. 8 is
-    the InfoNCE term of one sample and Eq. 9 adds gamma times it to terms summed over all samples
+    of ``pretrain_batch`` at the target's pretraining rate (both departures from Alg. 1: module docstring).
+    ``distill_form``: ``"normalized"`` (default, a departure from Eq. 4) divides the distillation sum by Z's mean
+    squared pairwise distance (:func:`jaxsc.losses.normalized_locality_loss`); ``"sum"`` is Eq. 4 as written, which
+    can be lowered by shrinking Z: with it, meta-learning plus distillation left 57% and 100% of the target's latent
+    coordinates never active on the COIL-100 protocol's seeds 0 and 1 (ACC 0.518 and 0.236). ``nce_reduction``:
+    Eq. 8 is the InfoNCE term of one sample and Eq. 9 adds gamma times it to terms summed over all samples
     (||X - X~||^2, ||Z - ZC||_F^2), so it is summed over the samples too (``"sum"``, default); with the mean
-    (``"mean"``, the rows of ``lrsc.md`` marked so) it was about 0.1% of the fine-tune loss on the
-    COIL-100 protocol (a mean of about 6 against about 4400) and left the labels unchanged."""
+    (``"mean"``, the rows of ``lrsc.md`` marked so) it was about 0.1% of the fine-tune loss on the COIL-100 protocol
+    (a mean of about 6 against about 4400) and left the labels unchanged."""
 
     meta: bool = True
     distill: bool = True
