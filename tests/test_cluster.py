@@ -250,3 +250,41 @@ def test_randomized_solver_gives_the_dense_partition():
     assert metrics.ari(np.asarray(dense.labels), np.asarray(fast.labels)) == 1.0
     assert metrics.accuracy(data.y, np.asarray(fast.labels)) == 1.0
     chex.assert_equal_shape([dense.affinity, fast.affinity])
+
+
+def test_single_blas_thread_limits_and_restores_blas_threads():
+    from threadpoolctl import threadpool_info
+
+    from jaxsc._src.cluster.blas_threads import single_blas_thread
+
+    jnp.linalg.eigh(jnp.eye(3))  # jax's LAPACK is loaded
+
+    def blas_threads():
+        return [info["num_threads"] for info in threadpool_info() if info["user_api"] == "blas"]
+
+    before = blas_threads()
+    assert before, "no BLAS library found loaded"
+    with single_blas_thread():
+        assert blas_threads() == [1] * len(before)
+    assert blas_threads() == before
+
+
+@pytest.mark.parametrize("solver, limited", [("dense", False), ("randomized", True), ("iterative", True)])
+def test_cluster_stage_limits_blas_threads_for_the_iterative_solvers_on_cpu(monkeypatch, solver, limited):
+    import contextlib
+
+    from jaxsc._src.cluster import pipeline
+
+    entered = []
+
+    @contextlib.contextmanager
+    def recording():
+        entered.append(True)
+        yield
+
+    monkeypatch.setattr(pipeline, "single_blas_thread", recording)
+    data = union_of_subspaces(3, 2, 10, 20, noise=0.0, seed=0)
+    c = _ridge_coefficients(data.x).astype(np.float32)
+    out = cluster.cluster_coefficients(c, 3, cluster.PostConfig(subspace_dim=2, solver=solver))
+    assert entered == ([True] if limited else [])
+    assert metrics.accuracy(data.y, np.asarray(out.labels)) == 1.0

@@ -8,6 +8,7 @@ import jax
 import jax.numpy as jnp
 
 from jaxsc._src.cluster.affinity import simple_affinity, svd_affinity
+from jaxsc._src.cluster.blas_threads import on_cpu, single_blas_thread
 from jaxsc._src.cluster.large import large_svd_affinity, sparse_spectral_embedding
 from jaxsc._src.cluster.spectral import ASSIGN_MODES, assign_labels, spectral_clustering
 from jaxsc._src.cluster.threshold import threshold_coefficients
@@ -70,10 +71,14 @@ class ClusterResult(NamedTuple):
     affinity: jax.Array
 
 
+def _uses_iterative_path(post: PostConfig, n: int) -> bool:
+    return post.affinity == "svd" and (post.solver == "iterative" or (post.solver == "auto" and n > LARGE_N))
+
+
 @partial(jax.jit, static_argnames=("n_clusters", "post"))
 def _cluster(coef, n_clusters, post, key):
     n = coef.shape[0]
-    if post.affinity == "svd" and (post.solver == "iterative" or (post.solver == "auto" and n > LARGE_N)):
+    if _uses_iterative_path(post, n):
         svd_key, eig_key, assign_key = jax.random.split(key, 3)
         graph = large_svd_affinity(threshold_coefficients(coef, post.threshold), n_clusters, post.subspace_dim,
                                    post.power, svd_key, post.add_identity, post.neighbors)
@@ -97,6 +102,10 @@ def cluster_coefficients(coef: jax.Array, n_clusters: int, post: PostConfig = Po
                          key: jax.Array | None = None) -> ClusterResult:
     """Threshold C, build the affinity and run spectral clustering, all inside one ``jit``.
 
+    On the CPU, the randomized and iterative solvers run with one BLAS thread and the call returns finished
+    results (:mod:`jaxsc._src.cluster.blas_threads`: OpenBLAS's idle threads otherwise slow XLA's products down,
+    about 1.8x on 2 cores at n = 1440); elsewhere the results are dispatched asynchronously, as usual.
+
     Raises:
       ValueError: C not square or not finite, ``n_clusters`` outside 2..n, or a bad ``post``.
     """
@@ -108,4 +117,8 @@ def cluster_coefficients(coef: jax.Array, n_clusters: int, post: PostConfig = Po
     if not bool(jnp.all(jnp.isfinite(coef))):
         raise ValueError("the coefficient matrix contains NaN or inf (did training diverge?)")
     key = jax.random.PRNGKey(0) if key is None else key
-    return _cluster(coef, int(n_clusters), post.validate(), key)
+    post = post.validate()
+    if (post.solver == "randomized" or _uses_iterative_path(post, coef.shape[0])) and on_cpu(coef):
+        with single_blas_thread():
+            return jax.block_until_ready(_cluster(coef, int(n_clusters), post, key))
+    return _cluster(coef, int(n_clusters), post, key)
