@@ -53,15 +53,17 @@ def best_of(fn, repeats: int):
     return interleaved_best({"fn": fn}, repeats)["fn"]
 
 
-def interleaved_best(fns: dict, repeats: int, rounds: dict | None = None) -> dict:
+def interleaved_best(fns: dict, repeats: int, rounds: dict | None = None, settle_s: float = 0.0) -> dict:
     """``{name: (best seconds, last result)}`` of calls of the functions in ``fns``, taken in turn round by round
     (``repeats`` rounds; ``rounds[name]`` caps how many of them ``name`` takes part in), so that every side
-    meets the same state of a noisy machine instead of one side getting its quiet minute."""
+    meets the same state of a noisy machine instead of one side getting its quiet minute. Each call starts
+    ``settle_s`` seconds after the previous one ended."""
     rounds = rounds or {}
     times, outs = {name: [] for name in fns}, {}
     for i in range(repeats):
         for name, fn in fns.items():
             if i < rounds.get(name, repeats):
+                time.sleep(settle_s)
                 start = time.perf_counter()
                 outs[name] = fn()
                 times[name].append(time.perf_counter() - start)
@@ -73,6 +75,11 @@ def interleaved_best(fns: dict, repeats: int, rounds: dict | None = None) -> dic
 # partitions at n = 1000 (reference 0.50, jaxsc 0.10), the extra vectors being an arbitrary basis of a degenerate
 # bulk of the spectrum.
 CLUSTER_POST = cluster.PostConfig(threshold=0.2, subspace_dim=5, power=4.0, add_identity=True)
+# Pause before each timed call of the cluster stage. After a multi-threaded call, OpenBLAS's worker threads keep
+# spinning for about 0.2 s (measured on 2 cores: jaxsc's randomized stage at n = 1440 took 0.138 s right after a
+# reference call, 0.118 s 0.05 s later and 0.090-0.093 s 0.2 s or more later; the reference 0.53-0.63 s in all
+# cases), so without it one side's idle threads run into the other side's time.
+SETTLE_S = 0.25
 
 
 def cluster_case(n: int, repeats: int, dense_max_n: int = 10 ** 9) -> list:
@@ -97,7 +104,7 @@ def cluster_case(n: int, repeats: int, dense_max_n: int = 10 ** 9) -> list:
         first_s[solver] = best_of(fns[solver], 1)[0]  # compiles
     # the same number of repeats on both sides up to n = 2000; past it the reference (a minute a call at 10000)
     # takes part in half of the rounds
-    best = interleaved_best(fns, repeats, {"reference": repeats if n <= 2000 else max(1, repeats // 2)})
+    best = interleaved_best(fns, repeats, {"reference": repeats if n <= 2000 else max(1, repeats // 2)}, SETTLE_S)
     theirs, (ref_labels, _) = best["reference"]
     rows = []
     for solver in solvers:
@@ -239,8 +246,12 @@ def cluster_section(rows: list, dense_max_n: int) -> list[str]:
     lines = [f"## Cluster stage (threshold {CLUSTER_POST.threshold}, subspace_dim {CLUSTER_POST.subspace_dim}, "
              f"power {CLUSTER_POST.power:g}, C - diag(C) + I, discretize; K = 20 subspaces of dimension 5)", "",
              f"Measured {datetime.date.today().isoformat()}. `randomized`: randomized top subspace and a "
-             "Chebyshev-filtered embedding; `iterative`: also a sparse top-k affinity. The reference takes part "
-             "in half of the rounds past n = 2000."
+             "Chebyshev-filtered embedding; `iterative`: also a sparse top-k affinity. Both run with one BLAS "
+             "thread on the CPU (`jaxsc/_src/cluster/blas_threads.py`); the reference with the BLAS libraries' "
+             "default threads. Each timed call starts "
+             f"{SETTLE_S:g} s after the previous one ended (OpenBLAS's idle threads spin for about 0.2 s after a "
+             "call: `SETTLE_S` in `benchmarks/speed.py`). The reference takes part in half of the rounds past "
+             "n = 2000."
              + (f" The dense solver was not timed past n = {dense_max_n} (`--dense-max-n`)."
                 if any(r["n"] > dense_max_n for r in rows) else ""), "",
              "| n | solver | jaxsc s | compile s | reference s | speed-up | ACC jaxsc | ACC reference |",
