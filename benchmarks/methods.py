@@ -63,7 +63,10 @@ def write_table(out_dir: Path, suite: str) -> Path:
              "seeded, so a later process recomputes the same one); each JSON records its date. NMI: "
              "scikit-learn's default. `paper` is the published ACC (a best run of a per-dataset grid search). "
              "`diag(C)`: `0` where the run had the constraint diag(C) = 0 (DSC-Net has none; RGRL's presets have "
-             "it since 2026-11-23, its earlier rows say `free`).", "",
+             "it since 2026-11-23, its earlier rows say `free`). `fine-tune steps`: the ORL rows of the rgrl and pssc "
+             "families with 1500 steps ran the former preset (until 2026-11-24; files `*-1500-steps.json`, kept "
+             "for the record), which stopped the fine-tune before it converged (`jaxsc/_src/methods/presets.py`).",
+             "",
              "| dataset | method | diag(C) | seeds | ACC mean ± std | ACC max | NMI mean ± std | "
              "purity mean ± std | paper ACC | fine-tune steps | wall s/seed |",
              "|---|---|---|---|---|---|---|---|---|---|---|"]
