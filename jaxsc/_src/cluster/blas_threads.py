@@ -4,11 +4,11 @@ On the CPU, XLA runs LAPACK's routines (eigh, QR, Cholesky, triangular solves, S
 scipy ships, and its own matrix products on its own thread pool. After a multi-threaded call, OpenBLAS's worker
 threads keep spinning for a while, waiting for the next one; on a machine with few cores they take those cores
 from XLA's products that follow. The randomized and iterative solvers alternate dozens of small LAPACK calls with
-large products, so they pay this every few milliseconds. Measured on 2 cores (cluster stage, randomized solver,
-n = 1440): 158 ms with OpenBLAS's default threads, 87 ms with ``OPENBLAS_NUM_THREADS=1`` and 85 ms under this
-module's limit; at n = 5000, 2.01 s -> 1.61 s (randomized) and 1.38 s -> 1.16 s (iterative), with the variable. The dense solver's n x n ``eigh`` gains from the threads (0.37 s against 0.55 s at
-n = 1440), so it keeps them. scikit-learn's k-means limits BLAS threads the same way, with the same library
-(``threadpoolctl``).
+large products, so they pay this every few milliseconds. Measured on 2 cores (cluster stage, randomized solver, n
+= 1440): 158 ms with OpenBLAS's default threads, 87 ms with ``OPENBLAS_NUM_THREADS=1`` and 85 ms under this
+module's limit; at n = 5000, 2.01 s -> 1.61 s (randomized) and 1.38 s -> 1.16 s (iterative), with the variable.
+The dense solver's n x n ``eigh`` gains from the threads (0.37 s against 0.55 s at n = 1440), so it keeps them.
+scikit-learn's k-means limits BLAS threads the same way, with the same library (``threadpoolctl``).
 """
 from __future__ import annotations
 
