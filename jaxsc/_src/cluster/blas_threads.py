@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import importlib
 
 import jax
 from threadpoolctl import ThreadpoolController
@@ -21,8 +22,10 @@ from threadpoolctl import ThreadpoolController
 
 @functools.cache
 def _controller() -> ThreadpoolController:
-    # Built at the first use, after jax has loaded the LAPACK it calls; building it scans the loaded libraries
-    # (about 1 ms), limiting through it afterwards costs microseconds.
+    # The controller only knows the libraries loaded when it is built (a scan of about 1 ms; limiting through it
+    # afterwards costs microseconds). jaxlib's CPU LAPACK kernels come from scipy.linalg.cython_lapack, which a
+    # plain `import jax` does not load, so load it first.
+    importlib.import_module("scipy.linalg.cython_lapack")
     return ThreadpoolController()
 
 
