@@ -1,7 +1,10 @@
 """benchmarks/_tables.py: seeds of one row run in separate invocations end up in one result file."""
 import json
+import sys
+from pathlib import Path
 
 import numpy as np
+import pytest
 from conftest import benchmark_module
 
 
@@ -67,3 +70,24 @@ def test_a_switched_off_module_form_does_not_split_a_row(tmp_path):
     on["preset"].update(nce=True, nce_reduction="sum")
     tables.save_result(on, path)
     assert [r["seed"] for r in json.loads(path.read_text())["seeds"]] == [2]
+
+
+
+@pytest.fixture
+def methods(monkeypatch):
+    """benchmarks/methods.py, which imports its sibling ``_tables`` as a top-level module."""
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    return benchmark_module("methods")
+
+
+def test_methods_extra_row_needs_both_set_and_tag(methods, monkeypatch, capsys):
+    """An extra row (--set) must be named (--tag), so that it never overwrites the preset's own result file."""
+    for argv in (["--set", "w_se=1"], ["--tag", "x"]):
+        monkeypatch.setattr(sys, "argv", ["methods.py", "--table-only", *argv])
+        with pytest.raises(SystemExit):
+            methods.main()
+        assert "--set and --tag go together" in capsys.readouterr().err
+
+
+def test_methods_encoder_cell_names_each_layer(methods):
+    assert methods.encoder_cell({"kernels": [5, 3, 3], "channels": [5, 3, 3]}) == "5x5@5, 3x3@3, 3x3@3"

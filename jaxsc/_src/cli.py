@@ -249,7 +249,7 @@ def _parse_classes(text: str) -> list[int]:
     return out
 
 
-def _parse_override(text: str) -> tuple[str, object]:
+def parse_override(text: str) -> tuple[str, object]:
     key, _, value = text.partition("=")
     if not value:
         raise argparse.ArgumentTypeError(f"--set expects key=value, got {text!r}")
@@ -269,7 +269,7 @@ def main(argv: list[str] | None = None) -> int:
     run_p.add_argument("--data-dir", default=None, help="data directory (default $JAXSC_DATA_DIR, then cache)")
     run_p.add_argument("--init", choices=("pretrain", "reference"), default="pretrain",
                        help="pretrain the autoencoder, or start from DSC-Net's reference weights")
-    run_p.add_argument("--set", dest="overrides", type=_parse_override, action="append", default=[],
+    run_p.add_argument("--set", dest="overrides", type=parse_override, action="append", default=[],
                        metavar="FIELD=VALUE", help="override a preset field, e.g. --set finetune_steps=20")
     run_p.add_argument("--subsample", type=int, default=None, metavar="M",
                        help="large-scale path: train on M random samples (MLP autoencoder), label the rest by "
