@@ -138,6 +138,19 @@ def test_digits_needs_no_files(tmp_path):
     assert ds.x.shape == (1797, 8, 8, 1) and ds.x.max() <= 1 and ds.n_clusters == 10
 
 
+def test_missing_file_names_where_the_data_directory_came_from(tmp_path, monkeypatch):
+    spec = DataFile("coil20", "COIL20.mat", "fea 1440 x 1024")
+    with pytest.raises(data.DataFileError, match="from the data_dir argument"):
+        locate(spec, tmp_path)
+    monkeypatch.setenv("JAXSC_DATA_DIR", str(tmp_path))
+    with pytest.raises(data.DataFileError, match="from JAXSC_DATA_DIR"):
+        locate(spec)
+    monkeypatch.delenv("JAXSC_DATA_DIR")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    with pytest.raises(data.DataFileError, match="from the user cache dir"):
+        locate(spec)
+
+
 def test_errors_name_the_problem(tmp_path):
     with pytest.raises(ValueError, match="unknown dataset 'coil21'"):
         data.load("coil21", tmp_path)

@@ -136,9 +136,10 @@ def locate(spec: DataFile, data_dir: str | os.PathLike | None = None, *, downloa
             url = f"{base_url.rstrip('/')}/{spec.folder}/{spec.name}" if base_url else None
             return download(spec, root, url)
         tried = " or ".join(str(p) for p in candidate_paths(spec, root))
+        source = ("the data_dir argument" if data_dir is not None
+                  else DATA_DIR_ENV if os.environ.get(DATA_DIR_ENV) else "the user cache dir")
         raise DataFileError(
-            f"missing data file {spec.name!r}: looked for {tried} (data directory {root}, from "
-            f"{'the data_dir argument' if data_dir is not None else DATA_DIR_ENV if os.environ.get(DATA_DIR_ENV) else 'the user cache dir'}). "
+            f"missing data file {spec.name!r}: looked for {tried} (data directory {root}, from {source}). "
             f"Expected: {spec.description}. Set {DATA_DIR_ENV} or pass data_dir=..., or use download=True."
         )
     verify(spec, path)
