@@ -109,6 +109,19 @@ def test_estimators_cluster_digits(estimator):
         assert model.params_["head"]["kernel"].shape == (4 * 4 * 10, 3)
 
 
+def test_vectors_get_the_mlp_autoencoder():
+    x, y = digits_subset()
+    rows = x.reshape(x.shape[0], -1)  # the same digits as 64-vectors
+    derived = presets.derive_preset(rows.shape[1:], "rgrl")
+    assert derived.kernels == () and derived.channels == () and derived.mlp_hidden == (500, 500, 2000)
+    assert derived.laplacian and derived.pretrain_steps == 2000
+    model = jaxsc.DSC(n_clusters=3, seed=0, mlp_hidden=(64, 64), pretrain_steps=300, finetune_steps=30).fit(rows)
+    assert model.labels_.shape == (120,) and model.coef_.shape == (120, 120)
+    assert metrics.accuracy(y, model.labels_) > 0.8
+    with pytest.raises(ValueError, match=r"\(H, W, C\) images or \(D,\) vectors, got sample shape \(4, 4\)"):
+        presets.derive_preset((4, 4))
+
+
 def test_fit_needs_n_clusters_for_a_head():
     x, _ = digits_subset(per_class=5)
     preset = presets.get_preset(None, (8, 8, 1), "pssc")

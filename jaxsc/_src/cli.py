@@ -101,8 +101,6 @@ def run_experiment(method: str, dataset: str, seeds: list[int], *, data_dir=None
         return _run_lrsc(method, data, ext, seeds, overrides or {}, pretrained, verbose)
     if method in SAI_METHODS:
         return _run_sai(method, data, seeds, overrides or {}, pretrained, verbose)
-    if subsample is None and not data.is_image:
-        raise ValueError(f"{method} needs image data unless --subsample is given; {dataset!r} is vector data")
     if subsample is not None:
         preset = large_scale_preset(method, data.n_clusters, subsample).replace(**(overrides or {}))
     else:

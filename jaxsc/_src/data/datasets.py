@@ -39,10 +39,6 @@ class Dataset(NamedTuple):
     def n_clusters(self) -> int:
         return int(self.y.max()) + 1
 
-    @property
-    def is_image(self) -> bool:
-        return self.x.ndim == 4
-
 
 @dataclasses.dataclass(frozen=True)
 class DatasetInfo:

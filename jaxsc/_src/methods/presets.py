@@ -28,7 +28,7 @@ DSC-Net scale; for ORL no evidence either way).
 
 Pretraining (not part of the reference fine-tune scripts) is jaxsc's own: Adam on mini-batches, with the step
 counts below, fixed before any run and not tuned on labels. A dataset without a preset gets
-:func:`derive_preset` from its image size.
+:func:`derive_preset` from its sample shape.
 """
 from __future__ import annotations
 
@@ -183,20 +183,24 @@ METHODS: dict[str, Method] = {
 }
 
 
-def derive_preset(image_shape: tuple[int, ...], method: str = "dsc-l2") -> Preset:
-    """Documented defaults for a dataset without a preset.
+def derive_preset(sample_shape: tuple[int, ...], method: str = "dsc-l2") -> Preset:
+    """Documented defaults for a dataset without a preset, from the shape of one sample.
 
-    - images with a side <= 16: one 3x3 layer with 10 channels; otherwise RGRL's three-layer
+    - images ``(H, W, C)`` with a side <= 16: one 3x3 layer with 10 channels; other images: RGRL's three-layer
       5x5@15, 3x3@10, 3x3@5 encoder;
+    - vectors ``(D,)``: the MLP autoencoder D-500-500-2000-10 (``mlp_hidden``, ``mlp_latent``; no conv layers);
     - dsc: COIL20's loss weights 1 / 1 / 75, 100 fine-tune steps at 1e-3;
     - rgrl / pssc / udll: the COIL20 weights and steps of their family;
     - 2000 pretraining steps;
     - post: threshold 0.1, subspace_dim 8, power 4 (``subspace_dim * K + 1`` is capped at n - 1).
     """
-    if len(image_shape) != 3:
-        raise ValueError(f"a preset needs (H, W, C) images, got shape {image_shape}")
-    small = min(image_shape[:2]) <= 16
-    kernels, channels = ((3,), (10,)) if small else ((5, 3, 3), (15, 10, 5))
+    if len(sample_shape) == 1:
+        kernels, channels = (), ()
+    elif len(sample_shape) == 3:
+        small = min(sample_shape[:2]) <= 16
+        kernels, channels = ((3,), (10,)) if small else ((5, 3, 3), (15, 10, 5))
+    else:
+        raise ValueError(f"a preset needs (H, W, C) images or (D,) vectors, got sample shape {sample_shape}")
     spec = _method(method)
     base = Preset(kernels=(3,), channels=(15,), finetune_steps=100) if spec.family == "dsc" else \
         PRESETS[spec.family]["coil20"]  # every other family has a COIL20 preset
@@ -210,13 +214,13 @@ def _method(method: str) -> Method:
     return METHODS[method]
 
 
-def get_preset(name: str | None, image_shape: tuple[int, ...], method: str = "dsc-l2") -> Preset:
+def get_preset(name: str | None, sample_shape: tuple[int, ...], method: str = "dsc-l2") -> Preset:
     """The preset of ``method`` for dataset ``name``, or :func:`derive_preset` when ``name`` is ``None``."""
     spec = _method(method)
     if name is None:
-        return derive_preset(image_shape, method)
+        return derive_preset(sample_shape, method)
     family = PRESETS[spec.family]
     if name not in family:
         raise ValueError(f"unknown preset {name!r} for {method}; known: {sorted(family)} "
-                         "(or None to derive one from the image size)")
+                         "(or None to derive one from the sample shape)")
     return family[name].replace(**dict(spec.changes))
