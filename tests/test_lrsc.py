@@ -169,6 +169,17 @@ def test_meta_step_lowers_the_meta_loss():
     assert float(lrsc.meta_loss(model, preset, p, episodes)) < before
 
 
+def test_meta_train_stops_on_a_non_finite_meta_loss():
+    """An inner step far too large makes the meta-loss overflow; meta_train says so instead of returning NaNs."""
+    model, params, _ = _episode_setup()
+    x = np.random.default_rng(0).uniform(size=(60, 8, 8, 1)).astype(np.float32)
+    y = np.repeat(np.arange(6), 10)
+    preset = lrsc.LRSCPreset(n_way=2, shots=2, episodes=2, meta_steps=4, inner_lr=1e30, distill=False,
+                             first_order=True)
+    with pytest.raises(FloatingPointError, match=r"\[meta\] loss became (nan|inf) by step \d; lower meta_lr"):
+        lrsc.meta_train(model, params, x, y, np.zeros((60, 1), np.float32), preset, verbose=False)
+
+
 class InnerStepTest(chex.TestCase):
     @chex.variants(with_jit=True, without_jit=True)
     @parameterized.parameters("step", "exact")

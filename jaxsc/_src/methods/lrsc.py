@@ -354,7 +354,12 @@ class MetaResult(NamedTuple):
 def meta_train(model, ae_params, x_ext, y_ext, t_ext, preset: LRSCPreset, *, seed: int = 0,
                verbose: bool = True) -> MetaResult:
     """Alg. 1 from ``ae_params`` on the external data ``(x_ext, y_ext)`` with teacher features ``t_ext``. With
-    ``preset.inner_lr=None`` the inner step size is :func:`stable_inner_lr` on the first batch of episodes."""
+    ``preset.inner_lr=None`` the inner step size is :func:`stable_inner_lr` on the first batch of episodes.
+
+    Raises:
+      FloatingPointError: the meta-loss is not finite at a logged step (every ``meta_steps // 10``), rather than
+        handing non-finite parameters to the target's training.
+    """
     table, counts = _class_table(np.asarray(y_ext))
     check_episodes(counts, preset)
     x_ext, t_ext = jnp.asarray(x_ext), jnp.asarray(t_ext)
@@ -389,6 +394,9 @@ def meta_train(model, ae_params, x_ext, y_ext, t_ext, preset: LRSCPreset, *, see
             history.append((step + 1, float(loss)))
             if verbose:
                 print(f"[meta] step {step + 1}/{preset.meta_steps} loss {float(loss):.6g}", flush=True)
+            if not np.isfinite(history[-1][1]):
+                raise FloatingPointError(f"[meta] loss became {history[-1][1]} by step {step + 1}; lower meta_lr "
+                                         f"(now {preset.meta_lr:g}) or inner_lr (now {preset.inner_lr:g})")
     jax.block_until_ready(params)
     per_step = (time.perf_counter() - start) / max(preset.meta_steps - 1, 1) if start else float("nan")
     return MetaResult(params, history, per_step, preset.inner_lr)
