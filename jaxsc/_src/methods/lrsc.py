@@ -269,7 +269,10 @@ def stable_inner_lr(model, preset: LRSCPreset, ae_params, x, teacher_w) -> float
     smaller rate of the grid lowers Eq. 6 on the episodes' splits ``x`` (mean over episodes) at ``ae_params``:
     label-free (external data and teacher features only). On the COIL-100 protocol (64 x 64 images, 25 per
     split) it picked 1e-5 from a random init with C by a step (1e-4 raised the loss ten-fold), and 1e-6 to 1e-4
-    across seeds from the autoencoder pretrained on M with C exact.
+    across seeds from the autoencoder pretrained on M with C exact. Lowering the loss does not make a step safe:
+    on the mnist-0-4 protocol (seed 0, first order) it picked 1e-5, where the inner gradient's norm is ~2.5e6,
+    so one step moves the parameters by about twice their norm (15.5 -> 31) and collapses the adapted encoder's
+    Z (rms 5 -> 0.001); the meta-loss became NaN within 90 meta-updates (:func:`meta_train` then raises).
 
     Raises:
       ValueError: when even 1e-8 does not lower the loss (set ``inner_lr`` explicitly).
