@@ -84,8 +84,8 @@ def write_table() -> str:
              "written; files `*-distill-sum.json`), `-` for rows without distillation. `InfoNCE`: Eq. 8's term summed "
              "over the samples (`sum`, the preset since 2026-11-23, like Eq. 9's other terms) or averaged (`mean`, "
              "files `*-nce-mean.json`, about 0.1% of the fine-tune loss), `-` for rows without it. mnist-0-4: the "
-             "+model and lrsc rows have no result: on seed 0 their meta-loss became NaN within 90 meta-updates (the inner "
-             "step `stable_inner_lr` picked, 1e-5, collapses the adapted encoder's Z; its docstring), and "
+             "+model and lrsc rows have no result: on seed 0 their meta-loss became NaN within 90 meta-updates (the "
+             "inner step `stable_inner_lr` picked, 1e-5, collapses the adapted encoder's Z; its docstring), and "
              "`meta_train` stops there; mnist-5-9 was not run.", "",
              "| protocol | row | diag(C) | distill | InfoNCE | seeds | ACC mean ± std | ACC max | NMI mean ± std | "
              "ARI mean ± std | episodes | vmap | meta s/step | teacher s | rest s | inactive Z |", "|---" * 16 + "|"]
