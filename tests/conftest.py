@@ -1,6 +1,7 @@
 """Test configuration: point jaxsc at ../shared/datasets when present; real-data tests skip otherwise."""
 import importlib.util
 import os
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -22,8 +23,12 @@ def needs_data(*relpaths: str):
 
 
 def benchmark_module(name: str):
-    """The script ``benchmarks/<name>.py`` imported as a module (benchmarks/ is not a package)."""
-    path = Path(__file__).resolve().parents[1] / "benchmarks" / f"{name}.py"
+    """The script ``benchmarks/<name>.py`` imported as a module (benchmarks/ is not a package). The scripts import
+    their sibling ``_tables`` as a top-level module, so benchmarks/ goes on ``sys.path`` as when they run."""
+    folder = Path(__file__).resolve().parents[1] / "benchmarks"
+    if str(folder) not in sys.path:
+        sys.path.insert(0, str(folder))
+    path = folder / f"{name}.py"
     spec = importlib.util.spec_from_file_location(name, path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)

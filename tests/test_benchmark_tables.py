@@ -1,7 +1,6 @@
 """benchmarks/_tables.py: seeds of one row run in separate invocations end up in one result file."""
 import json
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -72,11 +71,8 @@ def test_a_switched_off_module_form_does_not_split_a_row(tmp_path):
     assert [r["seed"] for r in json.loads(path.read_text())["seeds"]] == [2]
 
 
-
 @pytest.fixture
-def methods(monkeypatch):
-    """benchmarks/methods.py, which imports its sibling ``_tables`` as a top-level module."""
-    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[1] / "benchmarks"))
+def methods():
     return benchmark_module("methods")
 
 

@@ -394,11 +394,12 @@ def meta_train(model, ae_params, x_ext, y_ext, t_ext, preset: LRSCPreset, *, see
             jax.block_until_ready(loss)
             start = time.perf_counter()
         if (step + 1) % max(preset.meta_steps // 10, 1) == 0 or step + 1 == preset.meta_steps:
-            history.append((step + 1, float(loss)))
+            value = float(loss)
+            history.append((step + 1, value))
             if verbose:
-                print(f"[meta] step {step + 1}/{preset.meta_steps} loss {float(loss):.6g}", flush=True)
-            if not np.isfinite(history[-1][1]):
-                raise FloatingPointError(f"[meta] loss became {history[-1][1]} by step {step + 1}; lower meta_lr "
+                print(f"[meta] step {step + 1}/{preset.meta_steps} loss {value:.6g}", flush=True)
+            if not np.isfinite(value):
+                raise FloatingPointError(f"[meta] loss became {value} by step {step + 1}; lower meta_lr "
                                          f"(now {preset.meta_lr:g}) or inner_lr (now {preset.inner_lr:g})")
     jax.block_until_ready(params)
     per_step = (time.perf_counter() - start) / max(preset.meta_steps - 1, 1) if start else float("nan")
