@@ -83,17 +83,21 @@ def write_table() -> str:
              "divided by Z's mean squared pairwise distance, so that shrinking Z cannot lower it) or `sum` (Eq. 4 as "
              "written; files `*-distill-sum.json`), `-` for rows without distillation. `InfoNCE`: Eq. 8's term summed "
              "over the samples (`sum`, the preset since 2026-11-23, like Eq. 9's other terms) or averaged (`mean`, "
-             "files `*-nce-mean.json`, about 0.1% of the fine-tune loss), `-` for rows without it. mnist-0-4: the "
-             "+model and lrsc rows have no result: on seed 0 their meta-loss became NaN within 90 meta-updates (the "
-             "inner step `stable_inner_lr` picked, 1e-5, collapses the adapted encoder's Z; its docstring), and "
-             "`meta_train` stops there; mnist-5-9 was not run.", "",
+             "files `*-nce-mean.json`, about 0.1% of the fine-tune loss), `-` for rows without it. `step <= 0.01 x norm`: "
+             "each inner step moves the network's parameters by at most 1% of their norm (the preset since "
+             "2026-11-24, session 17); `unbounded` rows (files `*-inner-unbounded.json`) took Alg. 1's plain step. "
+             "Without the bound, the mnist-0-4 +model and lrsc rows had no result: on seed 0 their meta-loss became "
+             "NaN within 90 meta-updates (meta-learning reached points where the inner step moved the parameters by "
+             "twice their norm and collapsed the adapted encoder's Z; `stable_inner_lr`'s docstring), and "
+             "`meta_train` stops there. mnist-5-9 was not run.", "",
              "| protocol | row | diag(C) | distill | InfoNCE | seeds | ACC mean ± std | ACC max | NMI mean ± std | "
              "ARI mean ± std | episodes | vmap | meta s/step | teacher s | rest s | inactive Z |", "|---" * 16 + "|"]
-    def order(r):  # the preset's rows first, then C by a step, InfoNCE's mean, distillation's sum, a fixed inner
-        # step, diag free
+    def order(r):  # the preset's rows first, then C by a step, InfoNCE's mean, distillation's sum, an unbounded
+        # inner step, a fixed inner step, diag free
         fixed_inner = bool(r["preset"]["meta"] and r["preset"].get("inner_lr"))
+        unbounded = bool(r["preset"]["meta"] and not r["preset"].get("inner_max_relative_step"))
         coef_step = bool(r["preset"]["meta"] and r["preset"].get("inner_coef", "step") == "step")
-        return (r["protocol"], diagonal_cell(r) == "free", fixed_inner, distill_cell(r) == "sum",
+        return (r["protocol"], diagonal_cell(r) == "free", fixed_inner, unbounded, distill_cell(r) == "sum",
                 nce_cell(r) == "mean", coef_step, list(ROWS).index(r["row"]) if r["row"] in ROWS else 9)
 
     for r in sorted(rows, key=order):
@@ -105,6 +109,8 @@ def write_table() -> str:
                         for x in r["seeds"]])
         chosen = sorted({x["inner_lr"] for x in r["seeds"] if "inner_lr" in x})
         inner = f"{p['inner_lr']:g}" if p.get("inner_lr") else "auto: " + "/".join(f"{v:g}" for v in chosen)
+        bound = p.get("inner_max_relative_step")
+        inner += f", step <= {bound:g} x norm" if bound else ", unbounded"
         episodes = (f"{p['episodes']} x {p['n_way']}-way {p['shots']}-shot, "
                     f"{'1st' if p['first_order'] else '2nd'} order, inner step {inner}, "
                     f"C {p.get('inner_coef', 'step')}, AE pretrained on M: {p.get('meta_pretrain_steps', 0)} steps"

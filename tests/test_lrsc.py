@@ -6,6 +6,7 @@ import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 import pytest
 from absl.testing import parameterized
 from conftest import numpy_ridge_coefficients
@@ -169,18 +170,44 @@ def test_meta_step_lowers_the_meta_loss():
     assert float(lrsc.meta_loss(model, preset, p, episodes)) < before
 
 
-def test_meta_train_stops_on_a_non_finite_meta_loss():
-    """An inner step far too large makes the meta-loss overflow; meta_train says so instead of returning NaNs."""
+def test_meta_train_stops_on_a_non_finite_meta_loss_and_the_step_bound_prevents_it():
+    """An unbounded inner step far too large makes the meta-loss overflow; meta_train says so instead of returning
+    NaNs. With the preset's bound on the step's length the same step size leaves the meta-loss finite."""
     model, params, _ = _episode_setup()
     x = np.random.default_rng(0).uniform(size=(60, 8, 8, 1)).astype(np.float32)
     y = np.repeat(np.arange(6), 10)
     preset = lrsc.LRSCPreset(n_way=2, shots=2, episodes=2, meta_steps=4, inner_lr=1e30, distill=False,
                              first_order=True)
+    no_teacher = np.zeros((60, 1), np.float32)
     with pytest.raises(FloatingPointError, match=r"\[meta\] loss became (nan|inf) by step \d; lower meta_lr"):
-        lrsc.meta_train(model, params, x, y, np.zeros((60, 1), np.float32), preset, verbose=False)
+        lrsc.meta_train(model, params, x, y, no_teacher, preset.replace(inner_max_relative_step=None), verbose=False)
+    bounded = lrsc.meta_train(model, params, x, y, no_teacher, preset, verbose=False)
+    assert all(np.isfinite(loss) for _, loss in bounded.history)
+
+
+def _numpy_step_scale(params, grads, lr, max_relative_step):
+    """min(1, rho ||theta|| / (lr ||g||)) over all leaves, in float64."""
+    norm = lambda tree: np.sqrt(sum(np.sum(np.asarray(v, np.float64) ** 2) for v in jax.tree.leaves(tree)))
+    return min(1.0, max_relative_step * norm(params) / (lr * norm(grads)))
 
 
 class InnerStepTest(chex.TestCase):
+    @chex.variants(with_jit=True, without_jit=True)
+    def test_inner_step_scale_bounds_the_step_length(self):
+        params = {"a": _rand(3, 4), "b": _rand(5, seed=1)}
+        grads = {"a": _rand(3, 4, seed=2), "b": _rand(5, seed=3)}
+        scale_fn = self.variant(lrsc.inner_step_scale, static_argnums=3)
+        for lr in (1e-4, 1e-2, 1.0):
+            scale = scale_fn(params, grads, lr, 0.01)
+            assert scale.shape == () and scale.dtype == jnp.float32
+            np.testing.assert_allclose(scale, _numpy_step_scale(params, grads, lr, 0.01), rtol=1e-5)
+        # a long step is shortened to exactly rho ||theta||; a short one is left as it is; None never bounds
+        step = jax.tree.map(lambda g: 1.0 * scale_fn(params, grads, 1.0, 0.01) * g, grads)
+        np.testing.assert_allclose(optax.global_norm(step), 0.01 * optax.global_norm(params), rtol=1e-5)
+        assert float(scale_fn(params, grads, 1e-6, 0.01)) == 1.0
+        assert float(scale_fn(params, grads, 1e6, None)) == 1.0
+        assert np.isfinite(float(scale_fn(params, jax.tree.map(jnp.zeros_like, grads), 1.0, 0.01)))
+
     @chex.variants(with_jit=True, without_jit=True)
     @parameterized.parameters("step", "exact")
     def test_inner_step_losses_match_one_explicit_step(self, inner_coef):
@@ -207,7 +234,8 @@ class InnerStepTest(chex.TestCase):
             adapted = []
             for e in range(3):
                 g_net, g_coef = grads(model, preset, params, coefs[e], x[e], w[e])
-                net = jax.tree.map(lambda p, g: p - rate * g, params, g_net)
+                scale = _numpy_step_scale(params, g_net, float(rate), preset.inner_max_relative_step)
+                net = jax.tree.map(lambda p, g: p - rate * scale * g, params, g_net)
                 coef = coefs[e] - rate * g_coef if inner_coef == "step" else coefs[e]
                 adapted.append(lrsc.episode_loss(model, preset, net, coef, x[e], w[e]))
             np.testing.assert_allclose(value, np.mean(adapted), rtol=1e-4)
