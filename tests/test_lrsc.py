@@ -251,6 +251,8 @@ def test_preset_rejects_an_exact_inner_coef_it_cannot_solve():
     assert lrsc.LRSCPreset.for_penalty("l2") == lrsc.LRSCPreset()
     with pytest.raises(ValueError, match="meta_pretrain_steps"):
         lrsc.LRSCPreset(meta_pretrain_steps=-1)
+    with pytest.raises(ValueError, match="inner_max_relative_step must be > 0 or None"):
+        lrsc.LRSCPreset(inner_max_relative_step=0.0)
 
 
 def test_stable_inner_lr_is_the_largest_grid_rate_that_lowers_the_loss():

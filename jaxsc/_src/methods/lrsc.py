@@ -142,6 +142,9 @@ class LRSCPreset:
                              "use inner_coef='step' otherwise")
         if self.meta_pretrain_steps < 0:
             raise ValueError(f"meta_pretrain_steps must be >= 0, got {self.meta_pretrain_steps}")
+        if self.inner_max_relative_step is not None and not self.inner_max_relative_step > 0:
+            raise ValueError("inner_max_relative_step must be > 0 or None (no bound), "
+                             f"got {self.inner_max_relative_step}")
 
     @classmethod
     def for_penalty(cls, penalty: str) -> "LRSCPreset":
