@@ -14,6 +14,9 @@
 4. Scaling (``--scaling N ...``): the DSC fine-tune step on MNIST-shaped data (28x28, RGRL's MNIST encoder)
    for growing n: step time and XLA's memory plan of the compiled step (arguments + outputs + temporaries, from
    ``compiled.memory_analysis()``), against the bytes of C alone.
+5. LRSC distillation (``--sections distill``): the full-batch LRSC fine-tune step (distillation + InfoNCE) on
+   MNIST-shaped data with the teacher's heat kernel W recomputed in every step from the features (as before
+   2026-11-24) against W computed once and passed in (what ``fit_lrsc`` does now), at the mnist-0-4 protocol's n.
 
 The cluster stage is timed with the solvers ``dense`` (eigh) and ``randomized`` (randomized top subspace, Chebyshev-
 filtered embedding), and past ``jaxsc.cluster.LARGE_N`` also ``iterative`` (sparse top-k affinity). Writes
@@ -37,6 +40,7 @@ import numpy as np
 
 import jaxsc
 from jaxsc import cluster, metrics
+from jaxsc._src.api import build_objective
 from jaxsc._src.testing import reference
 from jaxsc.data import union_of_subspaces
 from jaxsc.models import ConvAutoencoder, same_conv
@@ -239,7 +243,7 @@ def step_case(name: str, port, repeats: int) -> dict:
     return row
 
 
-SECTIONS = ("cluster", "step", "conv", "scaling")
+SECTIONS = ("cluster", "step", "conv", "scaling", "distill")
 
 
 def cluster_section(rows: list, dense_max_n: int) -> list[str]:
@@ -294,6 +298,46 @@ def scaling_section(sizes: list, repeats: int) -> list[str]:
             temp = "-" if r["temp_bytes"] is None else f"{r['temp_bytes'] / gib:.2f}"
             lines.append(f"| {n} | {dtype or 'float32'} | {r['step_s']:.3f} | {plan} | {temp} | "
                          f"{r['coef_bytes'] / gib:.2f} |")
+    return lines
+
+
+DISTILL_N = (1000, 5139)  # 5139: the mnist-0-4 protocol's target
+
+
+def distill_case(n: int, repeats: int) -> dict:
+    """Seconds of one LRSC fine-tune step (LRSC's target objective, distillation and InfoNCE on) with the batch
+    ``{'x', 'teacher'}`` (W built in the step) and ``{'x', 'teacher_weights'}`` (W given), taking turns, and of
+    building W once."""
+    preset = jaxsc.presets.LRSCPreset().as_preset()
+    model = jaxsc.build_autoencoder(preset, (28, 28, 1))
+    x = jax.random.uniform(jax.random.PRNGKey(0), (n, 28, 28, 1))
+    teacher = jax.random.normal(jax.random.PRNGKey(1), (n, 128))
+    params = init_self_expressive_params(model.init(jax.random.PRNGKey(2), x[:2])["params"], n, preset.coef_init)
+    objective = build_objective(preset, model)
+    terms = {k: jnp.zeros(()) for k in ("rec", "reg", "se", "distill", "nce")}
+    build_w = jax.jit(lambda t: jaxsc.losses.heat_kernel_weights(t, row_normalize=True))
+    weights = jax.block_until_ready(build_w(teacher))
+    w_s, _ = best_of(lambda: jax.block_until_ready(build_w(teacher)), repeats)
+    steppers = {}
+    for name, batch in (("per step", {"x": x, "teacher": teacher}), ("once", {"x": x, "teacher_weights": weights})):
+        state = TrainState(params, objective.optimizer().init(params), jnp.zeros((), jnp.int32),
+                           jnp.zeros((), jnp.int32), jnp.zeros(()), dict(terms))
+        steppers[name] = jax_stepper(jax.tree.map(jnp.copy, state), batch, jax.random.PRNGKey(3), objective)[0]
+    best = interleaved_best(steppers, repeats)
+    return {"n": n, "per_step_s": best["per step"][0], "once_s": best["once"][0], "build_w_s": w_s}
+
+
+def distill_section(rows: list) -> list[str]:
+    lines = ["## LRSC distillation: the teacher's heat kernel W built in every fine-tune step or once", "",
+             f"Measured {datetime.date.today().isoformat()}. One full-batch LRSC fine-tune step (the preset's "
+             "target objective: reconstruction, ||C||_F^2, self-expression, normalised distillation, InfoNCE) on "
+             "MNIST-shaped data with 128-dimensional teacher features; `W in the step`: W = row-normalised "
+             "exp(-||t_i - t_j||^2 / median) built from the features inside the step (before 2026-11-24); "
+             "`W given`: built once (`build W s`) and passed as `teacher_weights` (`fit_lrsc` since then).", "",
+             "| n | W in the step s | W given s | speed-up | build W s |", "|---|---|---|---|---|"]
+    for r in rows:
+        lines.append(f"| {r['n']} | {r['per_step_s']:.3f} | {r['once_s']:.3f} | "
+                     f"{r['per_step_s'] / r['once_s']:.1f}x | {r['build_w_s']:.3f} |")
     return lines
 
 
@@ -377,7 +421,7 @@ def previous_sections(path: Path) -> dict:
     if not path.exists():
         return {}
     titles = {"## Cluster stage": "cluster", "## DSC fine-tune step": "step", "## Convolution": "conv",
-              "## Scaling": "scaling"}
+              "## Scaling": "scaling", "## LRSC distillation": "distill"}
     found = {}
     for chunk in path.read_text().split("\n## ")[1:]:
         chunk = "## " + chunk.strip()
@@ -422,6 +466,8 @@ def main() -> None:
         built["conv"] = conv_section([conv_case(case, args.repeats) for case in CONV_CASES])
     if "scaling" in sections:
         built["scaling"] = scaling_section(args.scaling, args.repeats)
+    if "distill" in sections:
+        built["distill"] = distill_section([distill_case(n, max(2, args.repeats // 2)) for n in DISTILL_N])
     lines = [f"# Speed on {device.platform} ({device.device_kind})", "",
              f"jax {jax.__version__}, {platform.platform()}, {platform.processor() or 'unknown CPU'}. Generated by "
              "`benchmarks/speed.py`; within a section both sides are measured in the same run, taking turns round "

@@ -1,12 +1,13 @@
 import dataclasses
 
+import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
 
-from jaxsc import models, train
+from jaxsc import losses, models, train
 
 
 @dataclasses.dataclass(frozen=True)
@@ -89,6 +90,26 @@ def test_dsc_loss_terms_and_gradient():
     z = np.asarray(z, np.float64)
     expected = -2 * (z - np.asarray(params["coef"], np.float64) @ z) @ z.T
     np.testing.assert_allclose(grad, expected, rtol=1e-3, atol=1e-4)
+
+
+def test_distillation_term_from_teacher_features_or_precomputed_weights():
+    """``{'teacher': T}`` builds the row-normalised heat kernel W in the loss; ``{'teacher_weights': W}`` uses W as
+    given: the same loss and gradient. Without either the message names both keys."""
+    model, ae = _autoencoder()
+    x = _images()
+    params = train.init_self_expressive_params(ae, 24, 1e-3)
+    teacher = jax.random.normal(jax.random.PRNGKey(5), (24, 6))
+    objective = train.SelfExpressiveObjective(model, w_distill=0.7)
+    weights = losses.heat_kernel_weights(teacher, row_normalize=True)
+    value = jax.value_and_grad(lambda p, batch: objective.loss(p, batch)[0])
+    from_features = value(params, {"x": x, "teacher": teacher})
+    from_weights = jax.jit(value)(params, {"x": x, "teacher_weights": weights})
+    z = train.self_expressive_forward(model, params, x)[0]
+    np.testing.assert_allclose(objective.loss(params, {"x": x, "teacher_weights": weights})[1]["distill"],
+                               losses.weighted_locality_loss(z, weights), rtol=1e-5)  # the default form "sum"
+    chex.assert_trees_all_close(from_features, from_weights, rtol=1e-4, atol=1e-6)
+    with pytest.raises(ValueError, match="'teacher': ...} \\(or the precomputed heat kernel as .*'teacher_weights'"):
+        objective.loss(params, {"x": x})
 
 
 def test_bad_arguments():

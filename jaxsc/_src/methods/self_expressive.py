@@ -52,9 +52,13 @@ def _split_batch(batch):
 
 def _distillation(z, extras, bandwidth, form):
     """LRSC's distillation term (:func:`jaxsc.losses.distillation_loss` of ``form``) with the row-normalised heat
-    kernel of the teacher features."""
+    kernel W of the teacher features: ``extras['teacher_weights']`` when given (W computed once, for full-batch
+    training; ``bandwidth`` is then not used), else from ``extras['teacher']`` in every step (mini-batches)."""
+    if "teacher_weights" in extras:
+        return distillation_loss(z, extras["teacher_weights"], form)
     if "teacher" not in extras:
-        raise ValueError("w_distill > 0 needs teacher features: pass {'x': ..., 'teacher': ...}")
+        raise ValueError("w_distill > 0 needs teacher features: pass {'x': ..., 'teacher': ...} "
+                         "(or the precomputed heat kernel as {'x': ..., 'teacher_weights': ...})")
     return distillation_loss(z, heat_kernel_weights(extras["teacher"], bandwidth, row_normalize=True), form)
 
 
