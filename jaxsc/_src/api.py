@@ -92,8 +92,9 @@ def fit(x, preset: Preset, autoencoder_params: Any, *, n_clusters: int | None = 
     ``n_clusters`` is needed by presets with pseudo-supervision (the head has K outputs); ``seed`` initialises
     that head. ``mesh``: split C and its optimiser state by rows over these devices
     (:func:`jaxsc.train.shard_sample_matrices`). ``extras``: arrays passed with the data (e.g. LRSC's
-    ``{'teacher_weights': W}``, the heat kernel of its teacher's features). ``check_memory``: see :func:`jaxsc.train.train` (a ``MemoryError`` with
-    the options that shrink the run, raised before C is allocated, when XLA's plan does not fit).
+    ``{'teacher_weights': W}``, the heat kernel of its teacher's features). ``check_memory``: see
+    :func:`jaxsc.train.train` (a ``MemoryError`` with the options that shrink the run, raised before C is
+    allocated, when XLA's plan does not fit).
     """
     x = check_samples(x) * preset.data_scale
     model = build_autoencoder(preset, x.shape[1:])

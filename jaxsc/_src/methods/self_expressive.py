@@ -135,7 +135,8 @@ class SelfExpressiveObjective:
       label_threshold: confidence above which a pseudo-label counts (0.8 in PSSC).
       w_local: weight of UDLL's locality loss on the prior graph given with the data.
       w_distill, bandwidth, distill_form: weight of LRSC's distillation term with the heat kernel W of teacher
-        features given with the data (``bandwidth=None``: median squared distance), in the form ``"sum"``
+        features given with the data as ``'teacher'`` (``bandwidth=None``: median squared distance), or W itself
+        as ``'teacher_weights'`` (built once for full-batch training), in the form ``"sum"``
         (sum_{i != j} W_ij ||z_i - z_j||^2, Eq. 4) or ``"normalized"`` (divided by Z's mean squared pairwise
         distance), :func:`jaxsc.losses.distillation_loss`.
       w_nce, nce_temperature, nce_reduction: weight, temperature and reduction over samples (``"mean"`` or
