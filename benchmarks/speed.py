@@ -41,6 +41,7 @@ import numpy as np
 import jaxsc
 from jaxsc import cluster, metrics
 from jaxsc._src.api import build_objective
+from jaxsc._src.methods.lrsc import target_teacher_weights
 from jaxsc._src.testing import reference
 from jaxsc.data import union_of_subspaces
 from jaxsc.models import ConvAutoencoder, same_conv
@@ -315,9 +316,8 @@ def distill_case(n: int, repeats: int) -> dict:
     params = init_self_expressive_params(model.init(jax.random.PRNGKey(2), x[:2])["params"], n, preset.coef_init)
     objective = build_objective(preset, model)
     terms = {k: jnp.zeros(()) for k in ("rec", "reg", "se", "distill", "nce")}
-    build_w = jax.jit(lambda t: jaxsc.losses.heat_kernel_weights(t, row_normalize=True))
-    weights = jax.block_until_ready(build_w(teacher))
-    w_s, _ = best_of(lambda: jax.block_until_ready(build_w(teacher)), repeats)
+    weights = jax.block_until_ready(target_teacher_weights(teacher))
+    w_s, _ = best_of(lambda: jax.block_until_ready(target_teacher_weights(teacher)), repeats)
     steppers = {}
     for name, batch in (("per step", {"x": x, "teacher": teacher}), ("once", {"x": x, "teacher_weights": weights})):
         state = TrainState(params, objective.optimizer().init(params), jnp.zeros((), jnp.int32),

@@ -263,7 +263,7 @@ def inner_step_scale(params, grads, lr, max_relative_step: float | None) -> jax.
         return jnp.ones(())
     length = lr * optax.global_norm(grads)
     bound = max_relative_step * optax.global_norm(params)
-    return jnp.where(length > bound, bound / jnp.where(length > bound, length, 1.0), 1.0)
+    return jnp.minimum(1.0, bound / jnp.maximum(length, jnp.finfo(length.dtype).tiny))
 
 
 INNER_LR_GRID = tuple(10.0 ** -k for k in range(8, 0, -1))  # 1e-8, ..., 1e-1
@@ -466,7 +466,9 @@ class LRSCResult(NamedTuple):
 
 
 @jax.jit
-def _target_teacher_weights(features):
+def target_teacher_weights(features):
+    """The row-normalised heat kernel W of the target's teacher features, built once for the full-batch
+    fine-tune (:func:`jaxsc.losses.heat_kernel_weights`)."""
     return heat_kernel_weights(features, row_normalize=True)
 
 
@@ -528,7 +530,7 @@ def fit_lrsc(x, n_clusters: int, x_external, y_external, preset: LRSCPreset = LR
     # W of the target's teacher features is fixed: computed once here, not in every full-batch step (at n = 5139
     # on 2 CPU cores a step took 11.2 s with W rebuilt in it, its median over n^2 distances a sort, and 1.75 s
     # with W given: speed_cpu.md)
-    extras = None if t_target is None else {"teacher_weights": _target_teacher_weights(jnp.asarray(t_target))}
+    extras = None if t_target is None else {"teacher_weights": target_teacher_weights(jnp.asarray(t_target))}
     fitted = api.fit(x, target, ae, seed=seed, verbose=verbose, extras=extras)
     seconds["finetune"] = time.perf_counter() - start
     start = time.perf_counter()
