@@ -1,7 +1,8 @@
 """SAI: the sample-assignment invariance objective (papers/sai_*: Eq. 5-11).
 
 Two soft assignments of the same samples to the same centres, under different closeness functions, are made to
-agree: L = KL(P2 || P1) = sum_ij P2_ij log(P2_ij / P1_ij); the predicted label is argmax_j P1_ij.
+agree by a KL divergence between them (:func:`sai_loss`: KL(P1 || P2) by default, the paper's KL(P2 || P1) as an
+option); the predicted label is argmax_j P1_ij.
 """
 from __future__ import annotations
 
@@ -61,13 +62,15 @@ def sai_loss(h: jax.Array, centres: jax.Array, metric: str = "cosine", power: fl
     """The KL between the two assignments over the batch (Eq. 4-5), P1 the prediction and P2 the target:
 
     - ``direction="prediction_first"``: L = sum_ij P1_ij log(P1_ij / P2_ij);
-    - ``direction="target_first"``: L = sum_ij P2_ij log(P2_ij / P1_ij) (SPEC section 6's reading).
+    - ``direction="target_first"``: L = sum_ij P2_ij log(P2_ij / P1_ij) (SPEC section 6 and the paper's Eq. 13).
 
-    The paper's Eq. 5 is ambiguous in the available text. P1 is sparse by design (the hinge is 0 past the mean
-    distance); with P1 second, its zero entries give log 0: clamped, they add a constant and no gradient, and
-    training on digits collapsed to one cluster in our tests. With P1 first, 0 log 0 = 0 and the objective is
-    well posed, hence the default. With ``stop_target`` P2 is a fixed target in each step (as DEC's target
-    distribution); otherwise gradients flow through both.
+    The paper's Eq. 5 is garbled in the available text, but the proof of its Theorem 1 (Eq. 13) expands it as
+    sum P2 log P2 - P2 log P1 = H(P1, P2) - H(P2), i.e. ``target_first``. The default departs from that: P1 is
+    sparse by design (the hinge is 0 past the mean distance); with P1 second, its zero entries give log 0:
+    clamped, they add a constant and no gradient, and training on digits collapsed to one cluster in our tests
+    (seen in the cluster sizes, without labels). With P1 first, 0 log 0 = 0 and the objective is well posed.
+    With ``stop_target`` P2 is a fixed target in each step (as DEC's target distribution); otherwise gradients
+    flow through both.
     """
     if direction not in KL_DIRECTIONS:
         raise ValueError(f"unknown KL direction {direction!r}; choose one of {KL_DIRECTIONS}")

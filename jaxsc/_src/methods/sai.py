@@ -3,7 +3,8 @@
 1. Pretrain a denoising autoencoder (masking noise: a ``corruption`` fraction of the inputs set to 0), the MLP
    D-500-500-2000-d or the CNN of the paper's Sec. V-B.
 2. Initialise the k centres by k-means on the embeddings h = f(x) (this is also the DAE+k-means baseline).
-3. Train encoder and centres jointly on KL(P2 || P1) (:func:`jaxsc.losses.sai_loss`) with SGD + momentum on
+3. Train encoder and centres jointly on the KL between P1 and P2 (:func:`jaxsc.losses.sai_loss`: KL(P1 || P2)
+   by default, the paper's KL(P2 || P1) with ``direction='target_first'``) with SGD + momentum on
    mini-batches, the learning rate multiplied by ``decay`` every ``decay_every`` epochs, until fewer than
    ``tol`` (0.03%) of the assignments change between two epochs or ``max_epochs`` pass.
 4. Labels: argmax_j P1_ij over the whole data.
@@ -95,9 +96,9 @@ class DenoisingObjective:
 
 @dataclasses.dataclass(frozen=True)
 class SAIObjective:
-    """KL(P2 || P1) per sample (the batch sum divided by the batch size, so that the SGD rate does not depend on
-    it) over ``{'autoencoder': ..., 'centres': (k, d)}`` (only the encoder is used); SGD + momentum with the
-    staircase schedule lr * decay^(epoch // decay_every)."""
+    """The KL of ``direction`` (:func:`jaxsc.losses.sai_loss`) per sample (the batch sum divided by the batch
+    size, so that the SGD rate does not depend on it) over ``{'autoencoder': ..., 'centres': (k, d)}`` (only the
+    encoder is used); SGD + momentum with the staircase schedule lr * decay^(epoch // decay_every)."""
 
     model: nn.Module
     metric: str = "cosine"
