@@ -89,9 +89,8 @@ def write_table() -> str:
              "Without the bound, the mnist-0-4 +model and lrsc rows had no result: on seed 0 their meta-loss became "
              "NaN within 90 meta-updates (meta-learning reached points where the inner step moved the parameters by "
              "twice their norm and collapsed the adapted encoder's Z; `stable_inner_lr`'s docstring), and "
-             "`meta_train` stops there. The bounded mnist-0-4 meta rows have seeds 0-2 only (3 and 4 not run), the "
-             "dsc-l2 row all five (per-seed values in the JSON files). mnist-5-9 was not run; the coil100-1-50 rows "
-             "were not re-run with the bound.", "",
+             "`meta_train` stops there. All mnist-0-4 rows have the same five seeds; per-seed values are in the JSON "
+             "files. mnist-5-9 was not run; the coil100-1-50 rows were not re-run with the bound.", "",
              "| protocol | row | diag(C) | distill | InfoNCE | seeds | ACC mean ± std | ACC max | NMI mean ± std | "
              "ARI mean ± std | episodes | vmap | meta s/step | teacher s | rest s | inactive Z |", "|---" * 16 + "|"]
     def order(r):  # the preset's rows first, then C by a step, InfoNCE's mean, distillation's sum, an unbounded
