@@ -23,17 +23,28 @@ def _rows() -> list[dict]:
     return rows
 
 
+def variant(r: dict) -> str:
+    """The result file's tag: its name less the dataset (or protocol), the method (or ablation row) and the init.
+
+    ``orl-rgrl-script-encoder.json`` -> ``script-encoder``; empty for a suite's preset row (``orl-rgrl.json``).
+    """
+    tag = Path(r["file"]).stem.removeprefix(f"{r.get('protocol', r['dataset'])}-")
+    tag = "-".join(t for t in tag.replace(r.get("row", r["method"]), "", 1).split("-") if t)
+    return "" if tag == r["init"] else tag
+
+
 def results_table() -> str:
-    """One line per result file: dataset, method, setting, seeds, ACC mean ± std (max), NMI mean ± std."""
-    lines = ["| dataset | method | setting | seeds | ACC mean ± std | ACC max | NMI mean ± std | source |",
-             "|---|---|---|---|---|---|---|---|"]
+    """One line per result file: dataset, method, setting, variant, seeds, ACC mean ± std (max), NMI mean ± std."""
+    lines = ["| dataset | method | setting | variant | seeds | ACC mean ± std | ACC max | NMI mean ± std | source |",
+             "|---|---|---|---|---|---|---|---|---|"]
     for r in sorted(_rows(), key=lambda r: (r["dataset"], r["method"], r["file"])):
         s = r["summary"]
         setting = f"sample {r['subsample']} of {r['n']}" if r.get("subsample") else f"{r['init']} (n={r['n']})"
+        tag = variant(r)
         if "protocol" in r:  # a class-split protocol (LRSC): its name, and the ablation row as the method
             r = {**r, "dataset": r["protocol"], "method": f"{r['method']} {r['row']}"}
             setting = f"{r['init']} (n={r['n']}, external {r['n_external']})"
-        lines.append(f"| {r['dataset']} | {r['method']} | {setting} | {len(r['seeds'])} | "
+        lines.append(f"| {r['dataset']} | {r['method']} | {setting} | {tag} | {len(r['seeds'])} | "
                      f"{s['acc']['mean']:.4f} ± {s['acc']['std']:.4f} | {s['acc']['max']:.4f} | "
                      f"{s['nmi']['mean']:.4f} ± {s['nmi']['std']:.4f} | [{Path(r['file']).name}]({r['file']}) |")
     return "\n".join(lines)
