@@ -91,8 +91,8 @@ def write_table() -> str:
              "NaN within 90 meta-updates (meta-learning reached points where the inner step moved the parameters by "
              "twice their norm and collapsed the adapted encoder's Z; `stable_inner_lr`'s docstring), and "
              "`meta_train` stops there. All mnist-0-4 rows have the same five seeds; per-seed values are in the JSON "
-             "files. The coil100-1-50 meta rows with the bound have seeds 0-1 only (2-4 not run; the unbounded rows, 5 "
-             "seeds, are kept). mnist-5-9 was not run.", "",
+             "files. The coil100-1-50 meta rows with the bound have the same five seeds as its dsc-l2 row (the "
+             "unbounded rows are kept). mnist-5-9 was not run.", "",
              "| protocol | row | diag(C) | distill | InfoNCE | seeds | ACC mean ± std | ACC max | NMI mean ± std | "
              "ARI mean ± std | episodes | vmap | meta s/step | teacher s | rest s | inactive Z |", "|---" * 16 + "|"]
     def order(r):  # the preset's rows first, then C by a step, InfoNCE's mean, distillation's sum, an unbounded
