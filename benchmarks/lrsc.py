@@ -92,7 +92,7 @@ def write_table() -> str:
              "twice their norm and collapsed the adapted encoder's Z; `stable_inner_lr`'s docstring), and "
              "`meta_train` stops there. All mnist-0-4 rows have the same five seeds; per-seed values are in the JSON "
              "files. The coil100-1-50 meta rows with the bound have the same five seeds as its dsc-l2 row (the "
-             "unbounded rows are kept). mnist-5-9 was not run.", "",
+             "unbounded rows are kept). mnist-5-9: seeds 0-2 only (3-4 not run).", "",
              "| protocol | row | diag(C) | distill | InfoNCE | seeds | ACC mean ± std | ACC max | NMI mean ± std | "
              "ARI mean ± std | episodes | vmap | meta s/step | teacher s | rest s | inactive Z |", "|---" * 16 + "|"]
     def order(r):  # the preset's rows first, then C by a step, InfoNCE's mean, distillation's sum, an unbounded
