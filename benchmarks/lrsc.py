@@ -92,7 +92,8 @@ def write_table() -> str:
              "twice their norm and collapsed the adapted encoder's Z; `stable_inner_lr`'s docstring), and "
              "`meta_train` stops there. All mnist-0-4 rows have the same five seeds; per-seed values are in the JSON "
              "files. The coil100-1-50 meta rows with the bound have the same five seeds as its dsc-l2 row (the "
-             "unbounded rows are kept). mnist-5-9: seeds 0-2 only (3-4 not run).", "",
+             "unbounded rows are kept). All mnist-5-9 rows have the same five seeds (seeds 3-4 run in session 20).",
+             "",
              "| protocol | row | diag(C) | distill | InfoNCE | seeds | ACC mean ± std | ACC max | NMI mean ± std | "
              "ARI mean ± std | episodes | vmap | meta s/step | teacher s | rest s | inactive Z |", "|---" * 16 + "|"]
     def order(r):  # the preset's rows first, then C by a step, InfoNCE's mean, distillation's sum, an unbounded
@@ -188,6 +189,7 @@ def main() -> None:
                 meta_options = {"vmap_episodes": not args.sequential_episodes,
                                 "first_order": args.first_order} if ROWS[row]["meta"] else {}
                 overrides = {**protocol_overrides, **ROWS[row], **meta_options}
+                print(f"== {protocol}: row {row}", flush=True)  # run_experiment's lines name the method, lrsc
                 result = run_experiment("lrsc", dataset, args.seeds, data_dir=args.data_dir, overrides=overrides,
                                         target_classes=classes, pretrained=teachers,
                                         verbose=not args.quiet)
