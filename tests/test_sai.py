@@ -101,6 +101,18 @@ def test_pool_conv_autoencoder_shapes():
         PoolConvAutoencoder((30, 30, 1)).init(jax.random.PRNGKey(0), jnp.zeros((1, 30, 30, 1)))
 
 
+def test_cnn_output_bias_starts_at_the_logit_of_the_mean_intensity():
+    from jaxsc._src.methods.sai import SAIPreset, build_sai_autoencoder
+    model = build_sai_autoencoder(SAIPreset(encoder="cnn"), (8, 8, 1), mean_intensity=0.12)
+    params = model.init(jax.random.PRNGKey(0), jnp.zeros((2, 8, 8, 1)))["params"]
+    np.testing.assert_allclose(params["dec_convs_1"]["bias"], [np.log(0.12 / 0.88)], rtol=1e-6)
+    # the other biases start at 0, so a zero code decodes to the sigmoid of that bias: the mean intensity
+    decoded = model.apply({"params": params}, jnp.zeros((1, 10)), method="decode")
+    np.testing.assert_allclose(decoded, np.full((1, 8, 8, 1), 0.12), rtol=1e-5)
+    plain = build_sai_autoencoder(SAIPreset(encoder="cnn"), (8, 8, 1))  # default 0.5: logit 0
+    assert float(plain.init(jax.random.PRNGKey(0), jnp.zeros((1, 8, 8, 1)))["params"]["dec_convs_1"]["bias"][0]) == 0
+
+
 def test_stochastic_objective_gets_a_new_key_every_step_and_stop_check_stops():
     seen = []
 

@@ -127,13 +127,18 @@ class SAIObjective:
         return None
 
 
-def build_sai_autoencoder(preset: SAIPreset, sample_shape: tuple[int, ...]) -> nn.Module:
+def build_sai_autoencoder(preset: SAIPreset, sample_shape: tuple[int, ...], mean_intensity: float = 0.5
+                          ) -> nn.Module:
+    """The preset's autoencoder; ``mean_intensity`` (the data's mean, in (0, 1)) sets the CNN's initial output
+    bias to its logit (:class:`PoolConvAutoencoder`); it only matters for ``init``."""
     if preset.encoder == "mlp":
         return MLPAutoencoder(int(np.prod(sample_shape)), preset.latent_dim, tuple(preset.hidden))
     if preset.encoder == "cnn":
         if len(sample_shape) != 3:
             raise ValueError(f"the CNN encoder needs images, got samples of shape {sample_shape}")
-        return PoolConvAutoencoder(tuple(int(s) for s in sample_shape), preset.latent_dim)
+        m = float(np.clip(mean_intensity, 1e-3, 1 - 1e-3))
+        return PoolConvAutoencoder(tuple(int(s) for s in sample_shape), preset.latent_dim,
+                                   output_bias=float(np.log(m / (1 - m))))
     raise ValueError(f"unknown encoder {preset.encoder!r}; choose 'mlp' or 'cnn'")
 
 
@@ -168,7 +173,7 @@ def _epoch_batches(n: int, preset: SAIPreset) -> tuple[int, int]:
 def pretrain_dae(x, preset: SAIPreset = SAIPreset(), *, seed: int = 0, verbose: bool = True) -> Any:
     """Denoising-autoencoder pretraining (``preset.pretrain_epochs`` epochs of mini-batches): its parameters."""
     x = _prepare(x, preset)
-    model = build_sai_autoencoder(preset, x.shape[1:])
+    model = build_sai_autoencoder(preset, x.shape[1:], mean_intensity=float(np.mean(x)))
     batch, per_epoch = _epoch_batches(x.shape[0], preset)
     init_key, order_key = jax.random.split(jax.random.PRNGKey(seed))
     data = jnp.asarray(x)

@@ -20,6 +20,7 @@ backends (cuDNN) use their own convolutions throughout.
 from __future__ import annotations
 
 from functools import partial
+from typing import Callable
 
 import flax.linen as nn
 import jax
@@ -147,16 +148,17 @@ same_conv_transpose.defvjp(_same_conv_transpose_fwd, _same_conv_transpose_bwd)
 
 
 class SameConv(nn.Module):
-    """``nn.Conv(features, (k, k), strides=stride, padding="SAME")`` (Xavier-uniform kernel, zero bias) computed
+    """``nn.Conv(features, (k, k), strides=stride, padding="SAME")`` (Xavier-uniform kernel, ``bias_init`` bias, zeros by default) computed
     by :func:`same_conv`; parameters ``kernel`` (HWIO) and ``bias``."""
 
     features: int
     kernel_size: int
     stride: int = 1
+    bias_init: Callable = nn.initializers.zeros
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
         kernel = self.param("kernel", nn.initializers.xavier_uniform(),
                             (self.kernel_size, self.kernel_size, x.shape[-1], self.features))
-        bias = self.param("bias", nn.initializers.zeros, (self.features,))
+        bias = self.param("bias", self.bias_init, (self.features,))
         return same_conv(x, kernel, self.stride) + bias
