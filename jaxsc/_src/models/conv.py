@@ -148,8 +148,8 @@ same_conv_transpose.defvjp(_same_conv_transpose_fwd, _same_conv_transpose_bwd)
 
 
 class SameConv(nn.Module):
-    """``nn.Conv(features, (k, k), strides=stride, padding="SAME")`` (Xavier-uniform kernel, ``bias_init`` bias, zeros by default) computed
-    by :func:`same_conv`; parameters ``kernel`` (HWIO) and ``bias``."""
+    """``nn.Conv(features, (k, k), strides=stride, padding="SAME")`` (Xavier-uniform kernel, bias from
+    ``bias_init``, zeros by default) computed by :func:`same_conv`; parameters ``kernel`` (HWIO) and ``bias``."""
 
     features: int
     kernel_size: int
