@@ -11,7 +11,7 @@ import jaxsc
 from conftest import digits_subset
 from jaxsc import losses, metrics, train
 from jaxsc._src import cli
-from jaxsc._src.methods.sai import tfidf
+from jaxsc._src.methods.sai import SAIPreset, build_sai_autoencoder, tfidf
 from jaxsc.models import PoolConvAutoencoder
 
 
@@ -102,7 +102,6 @@ def test_pool_conv_autoencoder_shapes():
 
 
 def test_cnn_output_bias_starts_at_the_logit_of_the_mean_intensity():
-    from jaxsc._src.methods.sai import SAIPreset, build_sai_autoencoder
     model = build_sai_autoencoder(SAIPreset(encoder="cnn"), (8, 8, 1), mean_intensity=0.12)
     params = model.init(jax.random.PRNGKey(0), jnp.zeros((2, 8, 8, 1)))["params"]
     np.testing.assert_allclose(params["dec_convs_1"]["bias"], [np.log(0.12 / 0.88)], rtol=1e-6)
