@@ -156,12 +156,36 @@ def test_sai_clusters_digits_and_reports_its_baseline():
     assert model.params_["centres"].shape == (3, 10)
 
 
+def test_sai_trace_describes_every_epoch_without_labels():
+    x, _ = digits_subset(per_class=60)
+    preset = SAIPreset(batch_size=32, pretrain_epochs=5, max_epochs=4, tol=0.0)
+    result = jaxsc.fit_sai(x, 3, "hot", preset, seed=1, verbose=False)
+    assert [e.epoch for e in result.trace] == list(range(result.epochs + 1)) and result.epochs == 4
+    assert result.trace[0].changed == 0.0
+    rows = x.reshape(len(x), -1)
+    h = np.asarray(build_sai_autoencoder(preset, rows.shape[1:]).apply(
+        {"params": result.params["autoencoder"]}, rows, method="encode"))
+    p1, _ = losses.sai_assignments(h, result.params["centres"], "correlation")
+    p1 = np.asarray(p1)
+    shares = np.bincount(result.labels, minlength=3) / len(x)
+    last = result.trace[-1]
+    np.testing.assert_array_equal(result.labels, p1.argmax(axis=1))
+    np.testing.assert_allclose(last.sharpness, p1.max(axis=1).mean(), rtol=1e-5)
+    np.testing.assert_allclose([last.smallest, last.largest], [shares.min(), shares.max()])
+    np.testing.assert_allclose(last.embedding_norm, np.linalg.norm(h, axis=1).mean(), rtol=1e-5)
+    kl = losses.sai_loss(jnp.asarray(h), result.params["centres"], "correlation") / len(x)
+    np.testing.assert_allclose(last.kl, float(kl), rtol=1e-5)
+    assert all(1 / 3 - 1e-6 <= e.sharpness <= 1 + 1e-6 and 0 <= e.changed <= 1 for e in result.trace)
+
+
 def test_sai_cli_shares_the_dae_between_variants(capsys):
     shared = {}
     for method in ("sai-homo", "sai-hit"):
         result = cli.run_experiment(method, "digits", [0], overrides={"pretrain_epochs": 2, "max_epochs": 2},
                                     pretrained=shared, verbose=False)
         assert result["dae_kmeans"]["summary"]["acc"]["mean"] > 0.1
+        start, end = result["seeds"][0]["trace"]["sharpness"]
+        assert 0.1 <= min(start, end) and max(start, end) <= 1.0
     assert len(shared) == 1
     assert "DAE+k-means" in capsys.readouterr().out
 

@@ -156,9 +156,13 @@ def run_experiment(method: str, dataset: str, seeds: list[int], *, data_dir=None
             "machine": _machine()}
 
 
+TRACED = ("kl", "sharpness", "smallest", "largest", "embedding_norm")
+
+
 def _run_sai(method: str, data, seeds, overrides: dict, pretrained: dict | None, verbose: bool) -> dict:
     """SAI for each seed; DAE+k-means (the initialisation it starts from) is the baseline reported beside it.
-    ``pretrained`` shares the DAE of each seed between the variants."""
+    ``pretrained`` shares the DAE of each seed between the variants. Each seed's row keeps the label-free
+    :class:`jaxsc.SAIEpoch` fields ``TRACED`` at the start and at the end (``trace``)."""
     preset = get_sai_preset(data.name).replace(**overrides)
     rows, baseline = [], []
     for seed in seeds:
@@ -173,8 +177,10 @@ def _run_sai(method: str, data, seeds, overrides: dict, pretrained: dict | None,
         result = fit_sai(data.x, data.n_clusters, SAI_METHODS[method], preset, seed=seed, autoencoder_params=params,
                          verbose=verbose)
         scores, base = evaluate(data.y, result.labels), evaluate(data.y, result.kmeans_labels)
+        first, last = result.trace[0], result.trace[-1]
         rows.append({"seed": seed, **scores, "epochs": result.epochs, "seconds": time.perf_counter() - start,
-                     **{f"seconds_{k}": v for k, v in result.seconds.items()}})
+                     **{f"seconds_{k}": v for k, v in result.seconds.items()},
+                     "trace": {field: [getattr(first, field), getattr(last, field)] for field in TRACED}})
         baseline.append({"seed": seed, **base})
         print(f"{method} {data.name} seed {seed}: {_format(scores)} ({result.epochs} epochs, "
               f"{rows[-1]['seconds']:.1f}s) | DAE+k-means: {_format(base)}", flush=True)

@@ -69,7 +69,7 @@ class SAI:
       **overrides: fields of :class:`jaxsc.presets.SAIPreset` (e.g. ``encoder="cnn"``, ``max_epochs=50``).
 
     Attributes (after ``fit``): ``labels_``, ``kmeans_labels_`` (DAE+k-means), ``params_``, ``epochs_``,
-    ``seconds_``.
+    ``seconds_``, ``trace_`` (the per-epoch :class:`jaxsc.SAIEpoch` list).
     """
 
     def __init__(self, n_clusters: int, variant: str = "hoe", preset: str | None = None, *, seed: int = 0,
@@ -82,7 +82,7 @@ class SAI:
         result = fit_sai(x, self.n_clusters, self.variant, get_sai_preset(self.preset).replace(**self.overrides),
                          seed=self.seed, verbose=self.verbose)
         self.labels_, self.kmeans_labels_, self.params_ = result.labels, result.kmeans_labels, result.params
-        self.epochs_, self.seconds_ = result.epochs, result.seconds
+        self.epochs_, self.seconds_, self.trace_ = result.epochs, result.seconds, result.trace
         return self
 
     def fit_predict(self, x, y=None) -> np.ndarray:

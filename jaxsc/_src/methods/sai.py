@@ -8,11 +8,17 @@
    mini-batches, the learning rate multiplied by ``decay`` every ``decay_every`` epochs, until fewer than
    ``tol`` (0.03%) of the assignments change between two epochs or ``max_epochs`` pass.
 4. Labels: argmax_j P1_ij over the whole data.
+
+Every epoch also records label-free signs of how the assignments evolve (:class:`SAIEpoch`: the KL over the whole
+data, the sharpness mean_i max_j P1_ij, the smallest and largest cluster, the mean embedding norm); a collapse to
+flat assignments or empty clusters shows there without ground truth.
 """
 from __future__ import annotations
 
 import dataclasses
+import sys
 import time
+from functools import partial
 from typing import Any, NamedTuple
 
 import flax.linen as nn
@@ -142,20 +148,47 @@ def build_sai_autoencoder(preset: SAIPreset, sample_shape: tuple[int, ...], mean
     raise ValueError(f"unknown encoder {preset.encoder!r}; choose 'mlp' or 'cnn'")
 
 
-@jax.jit
-def _p1_labels(h, centres):
-    return jnp.argmax(sai_assignments(h, centres, "euclidean")[0], axis=1)
+@partial(jax.jit, static_argnames=("metric", "power", "direction"))
+def _assignment_summary(h, centres, metric, power, direction):
+    """Labels argmax_j P1_ij, the KL of ``direction`` per sample over all of ``h``, mean_i max_j P1_ij and
+    mean_i ||h_i||."""
+    p1 = sai_assignments(h, centres, metric, power)[0]
+    kl = sai_loss(h, centres, metric, power, True, direction) / h.shape[0]
+    return jnp.argmax(p1, axis=1), kl, jnp.mean(jnp.max(p1, axis=1)), jnp.mean(jnp.linalg.norm(h, axis=1))
+
+
+class SAIEpoch(NamedTuple):
+    """Label-free state of the assignments after an epoch (epoch 0: the k-means initialisation).
+
+    Attributes:
+      epoch: epochs trained.
+      changed: fraction of samples whose label changed since the previous epoch (the stop rule's quantity).
+      kl: the objective per sample over the whole data (cluster frequencies f_j over all samples, not a batch).
+      sharpness: mean_i max_j P1_ij (1 / k for flat assignments, 1 for one-hot ones).
+      smallest, largest: the smallest and largest cluster's share of the samples.
+      embedding_norm: mean_i ||h_i||.
+    """
+
+    epoch: int
+    changed: float
+    kl: float
+    sharpness: float
+    smallest: float
+    largest: float
+    embedding_norm: float
 
 
 class SAIResult(NamedTuple):
     """Output of :func:`fit_sai`: labels, the DAE+k-means labels it started from, parameters
-    ``{'autoencoder', 'centres'}``, epochs trained, and wall-clock seconds per stage."""
+    ``{'autoencoder', 'centres'}``, epochs trained, wall-clock seconds per stage, and the per-epoch
+    :class:`SAIEpoch` trace (its first entry is the initialisation)."""
 
     labels: np.ndarray
     kmeans_labels: np.ndarray
     params: Any
     epochs: int
     seconds: dict
+    trace: list
 
 
 def _prepare(x, preset: SAIPreset) -> np.ndarray:
@@ -205,25 +238,39 @@ def fit_sai(x, n_clusters: int, variant: str = "hoe", preset: SAIPreset = SAIPre
     kmeans_labels = np.asarray(init.labels)
     seconds["kmeans"] = time.perf_counter() - start
 
-    previous = {"labels": np.asarray(_p1_labels(jnp.asarray(h), init.centers))}
-    history = {"epochs": 0}
+    metric = SAI_VARIANTS[variant]
+    previous, trace = {"labels": None}, []
+
+    def record(h, centres) -> float:
+        labels, kl, sharpness, norm = _assignment_summary(h, centres, metric, preset.power, preset.direction)
+        labels = np.asarray(labels)
+        changed = 0.0 if previous["labels"] is None else float(np.mean(labels != previous["labels"]))
+        shares = np.bincount(labels, minlength=n_clusters) / labels.size
+        trace.append(SAIEpoch(len(trace), changed, float(kl), float(sharpness), float(shares.min()),
+                              float(shares.max()), float(norm)))
+        previous["labels"] = labels
+        if verbose and len(trace) > 1:
+            print(f"[sai-{variant}] epoch {len(trace) - 1}: {changed:.2%} changed, kl {float(kl):.4g}, "
+                  f"sharpness {float(sharpness):.3f}, clusters {shares.min():.3f}..{shares.max():.3f} of the "
+                  f"samples, |h| {float(norm):.3g}", file=sys.stderr, flush=True)
+        return changed
+
+    record(jnp.asarray(h), init.centers)
 
     def assignments_settled(params) -> bool:
-        labels = np.asarray(_p1_labels(jnp.asarray(encode_in_batches(model, params["autoencoder"], x)),
-                                       params["centres"]))
-        changed = float(np.mean(labels != previous["labels"]))
-        previous["labels"], history["epochs"] = labels, history["epochs"] + 1
-        return changed < preset.tol
+        h = jnp.asarray(encode_in_batches(model, params["autoencoder"], x))
+        return record(h, params["centres"]) < preset.tol
 
     start = time.perf_counter()
-    objective = SAIObjective(model, SAI_VARIANTS[variant], preset.learning_rate, preset.momentum, preset.decay,
+    objective = SAIObjective(model, metric, preset.learning_rate, preset.momentum, preset.decay,
                              preset.decay_every * per_epoch, preset.power, preset.stop_target, preset.direction)
     result = train(objective, {"autoencoder": autoencoder_params, "centres": init.centers}, data,
                    preset.max_epochs * per_epoch, key=keys[3], batch_size=batch, log_every=per_epoch,
                    verbose=verbose, desc=f"sai-{variant}", stop_check=assignments_settled)
     seconds["cluster"] = time.perf_counter() - start
-    seconds["epoch"] = seconds["cluster"] / max(history["epochs"], 1)
-    return SAIResult(previous["labels"], kmeans_labels, result.params, history["epochs"], seconds)
+    epochs = len(trace) - 1
+    seconds["epoch"] = seconds["cluster"] / max(epochs, 1)
+    return SAIResult(previous["labels"], kmeans_labels, result.params, epochs, seconds, trace)
 
 
 SAI_PRESETS = {"mnist-test": SAIPreset(), "mnist-5k": SAIPreset(), "bbc": SAIPreset(tfidf=True, top_terms=2000)}
