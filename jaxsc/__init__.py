@@ -14,6 +14,6 @@ from jaxsc._src.methods.out_of_sample import LargeScaleResult, fit_large_scale
 
 __version__ = "0.1.0"
 __all__ = ["DSC", "FitResult", "LRSC", "LRSCResult", "LargeScaleResult", "PSSC", "RGRL", "RunResult", "SAI",
-           "SAIEpoch", "SAIResult", "SubspaceClustering", "UDLL", "build_autoencoder", "cluster", "cluster_coef", "data",
-           "fit", "fit_large_scale", "fit_lrsc", "fit_sai", "losses", "metrics", "models", "presets", "pretrain",
-           "pretrain_dae", "run", "train"]
+           "SAIEpoch", "SAIResult", "SubspaceClustering", "UDLL", "build_autoencoder", "cluster", "cluster_coef",
+           "data", "fit", "fit_large_scale", "fit_lrsc", "fit_sai", "losses", "metrics", "models", "presets",
+           "pretrain", "pretrain_dae", "run", "train"]
