@@ -246,13 +246,14 @@ def fit_sai(x, n_clusters: int, variant: str = "hoe", preset: SAIPreset = SAIPre
         labels = np.asarray(labels)
         changed = 0.0 if previous["labels"] is None else float(np.mean(labels != previous["labels"]))
         shares = np.bincount(labels, minlength=n_clusters) / labels.size
-        trace.append(SAIEpoch(len(trace), changed, float(kl), float(sharpness), float(shares.min()),
-                              float(shares.max()), float(norm)))
+        e = SAIEpoch(len(trace), changed, float(kl), float(sharpness), float(shares.min()), float(shares.max()),
+                     float(norm))
+        trace.append(e)
         previous["labels"] = labels
-        if verbose and len(trace) > 1:
-            print(f"[sai-{variant}] epoch {len(trace) - 1}: {changed:.2%} changed, kl {float(kl):.4g}, "
-                  f"sharpness {float(sharpness):.3f}, clusters {shares.min():.3f}..{shares.max():.3f} of the "
-                  f"samples, |h| {float(norm):.3g}", file=sys.stderr, flush=True)
+        if verbose and e.epoch > 0:
+            print(f"[sai-{variant}] epoch {e.epoch}: {e.changed:.2%} changed, kl {e.kl:.4g}, sharpness "
+                  f"{e.sharpness:.3f}, clusters {e.smallest:.3f}..{e.largest:.3f} of the samples, "
+                  f"|h| {e.embedding_norm:.3g}", file=sys.stderr, flush=True)
         return changed
 
     record(jnp.asarray(h), init.centers)
