@@ -46,3 +46,7 @@ def test_evaluate_and_errors():
         metrics.accuracy([0, 1], [0])
     with pytest.raises(ValueError, match="empty"):
         metrics.nmi([], [])
+    with pytest.raises(ValueError, match="predicted labels contain 1 NaN"):
+        metrics.accuracy([0, 0, 1], [0, 1, np.nan])
+    with pytest.raises(ValueError, match="true labels contain 2 NaN"):
+        metrics.evaluate([np.nan, np.inf, 1.0], [0, 1, 1])

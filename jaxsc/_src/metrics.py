@@ -16,6 +16,9 @@ def _check(y_true, y_pred) -> tuple[np.ndarray, np.ndarray]:
         raise ValueError(f"label vectors differ in length: {y_true.shape[0]} true vs {y_pred.shape[0]} predicted")
     if y_true.size == 0:
         raise ValueError("empty label vectors")
+    for name, labels in (("true", y_true), ("predicted", y_pred)):
+        if labels.dtype.kind in "fc" and not np.isfinite(labels).all():
+            raise ValueError(f"the {name} labels contain {int((~np.isfinite(labels)).sum())} NaN or inf values")
     return y_true, y_pred
 
 
