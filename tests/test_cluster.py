@@ -135,6 +135,18 @@ def test_pipeline_bad_input():
         cluster.cluster_coefficients(c, 2, cluster.PostConfig(assign="qr"))
 
 
+def test_stage_functions_name_bad_shapes():
+    rect, key = np.zeros((6, 5), np.float32), jax.random.PRNGKey(0)
+    with pytest.raises(ValueError, match=r"square affinity, got shape \(6, 5\)"):
+        cluster.spectral_clustering(rect, 2, key)
+    with pytest.raises(ValueError, match="n_clusters must lie in 2..n = 6, got 9"):
+        cluster.spectral_clustering(np.eye(6, dtype=np.float32), 9, key)
+    for stage in (lambda c: cluster.svd_affinity(c, 2, 2, 2.0), cluster.simple_affinity,
+                  lambda c: cluster.threshold_coefficients(c, 0.5)):
+        with pytest.raises(ValueError, match=r"square coefficient matrix, got shape \(6, 5\)"):
+            stage(rect)
+
+
 class TopEigenpairsTest(chex.TestCase):
     @chex.variants(with_jit=True, without_jit=True)
     def test_lobpcg_matches_numpy_eigh(self):

@@ -14,6 +14,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.experimental.sparse import BCOO
 
+from jaxsc._src.checks import check_n_clusters
 from jaxsc._src.cluster.pipeline import ClusterResult, PostConfig, cluster_coefficients
 from jaxsc._src.losses.locality import adaptive_neighbors
 from jaxsc._src.methods.presets import Preset
@@ -139,11 +140,6 @@ class RunResult(NamedTuple):
     seconds: dict
     history: list
     fitted: FitResult
-
-
-def check_n_clusters(n_clusters: int, n: int) -> None:
-    if not 2 <= n_clusters <= n:
-        raise ValueError(f"n_clusters must lie in 2..n = {n}, got {n_clusters}")
 
 
 def run(x, n_clusters: int, preset: Preset, *, seed: int = 0, autoencoder_params: Any = None,

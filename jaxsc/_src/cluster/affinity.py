@@ -4,6 +4,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
+from jaxsc._src.checks import check_square
 from jaxsc._src.cluster.subspace import top_singular_subspace
 
 
@@ -24,6 +25,7 @@ def svd_embedding(coef: jax.Array, n_clusters: int, subspace_dim: int, add_ident
     ``subspace``, ``key``, ``iters``: how the top singular triplets are found
     (:func:`jaxsc.cluster.top_singular_subspace`).
     """
+    check_square(coef)
     n = coef.shape[0]
     if add_identity:
         coef = coef - jnp.diag(jnp.diagonal(coef)) + jnp.eye(n, dtype=coef.dtype)
@@ -57,5 +59,6 @@ def svd_affinity(coef: jax.Array, n_clusters: int, subspace_dim: int, power: flo
 
 def simple_affinity(coef: jax.Array) -> jax.Array:
     """A = (|C| + |C|^T) / 2 (the LRSC paper's affinity)."""
+    check_square(coef)
     magnitude = jnp.abs(coef)
     return 0.5 * (magnitude + magnitude.T)

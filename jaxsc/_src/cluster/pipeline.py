@@ -7,6 +7,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
+from jaxsc._src.checks import check_n_clusters, check_square
 from jaxsc._src.cluster.affinity import simple_affinity, svd_affinity
 from jaxsc._src.cluster.blas_threads import on_cpu, single_blas_thread
 from jaxsc._src.cluster.large import large_svd_affinity, sparse_spectral_embedding
@@ -110,10 +111,8 @@ def cluster_coefficients(coef: jax.Array, n_clusters: int, post: PostConfig = Po
       ValueError: C not square or not finite, ``n_clusters`` outside 2..n, or a bad ``post``.
     """
     coef = jnp.asarray(coef)
-    if coef.ndim != 2 or coef.shape[0] != coef.shape[1]:
-        raise ValueError(f"expected a square coefficient matrix, got shape {coef.shape}")
-    if not 2 <= n_clusters <= coef.shape[0]:
-        raise ValueError(f"n_clusters must lie in 2..n = {coef.shape[0]}, got {n_clusters}")
+    check_square(coef)
+    check_n_clusters(n_clusters, coef.shape[0])
     if not bool(jnp.all(jnp.isfinite(coef))):
         raise ValueError("the coefficient matrix contains NaN or inf (did training diverge?)")
     key = jax.random.PRNGKey(0) if key is None else key

@@ -6,6 +6,7 @@ from functools import partial
 import jax
 import jax.numpy as jnp
 
+from jaxsc._src.checks import check_n_clusters, check_square
 from jaxsc._src.cluster.eigen import top_eigenpairs
 from jaxsc._src.cluster.kmeans import kmeans
 
@@ -22,6 +23,8 @@ def spectral_embedding(affinity: jax.Array, n_clusters: int, eigensolver: str = 
     ``"lobpcg"`` or ``"chebyshev"`` (:func:`jaxsc.cluster.top_eigenpairs` on M + I, whose spectrum lies in
     [0, 2], started from sqrt(D), the top eigenvector of a connected graph, and Gaussian columns from ``key``).
     """
+    check_square(affinity, "affinity")
+    check_n_clusters(n_clusters, affinity.shape[0])
     w = affinity * (1.0 - jnp.eye(affinity.shape[0], dtype=affinity.dtype))
     degree = jnp.sum(w, axis=1)
     sqrt_degree = jnp.where(degree > 0, jnp.sqrt(degree), 1.0)

@@ -4,6 +4,8 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
+from jaxsc._src.checks import check_square
+
 
 def threshold_coefficients(coef: jax.Array, threshold: float) -> jax.Array:
     """Keep, in every column j, the largest |C_ij| until their cumulative mass exceeds ``threshold * ||C_:j||_1``.
@@ -18,8 +20,7 @@ def threshold_coefficients(coef: jax.Array, threshold: float) -> jax.Array:
     magnitudes, no sort): O(n^2) per halving against the O(n^2 log n) of a column sort, and 10-20x faster on
     the CPU. Tied magnitudes at the cut are all kept (the sort rule would keep the first of them).
     """
-    if coef.ndim != 2 or coef.shape[0] != coef.shape[1]:
-        raise ValueError(f"expected a square coefficient matrix, got shape {coef.shape}")
+    check_square(coef)
     if threshold >= 1:
         return coef
     if threshold < 0:

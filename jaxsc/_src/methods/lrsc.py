@@ -51,6 +51,7 @@ import numpy as np
 import optax
 
 from jaxsc._src import api
+from jaxsc._src.checks import check_n_clusters
 from jaxsc._src.cluster.pipeline import PostConfig
 from jaxsc._src.losses.coefficient import coefficient_penalty
 from jaxsc._src.losses.distillation import distillation_loss, heat_kernel_weights
@@ -487,7 +488,7 @@ def fit_lrsc(x, n_clusters: int, x_external, y_external, preset: LRSCPreset = LR
         raise ValueError(f"external samples {x_ext.shape[1:]} differ in shape from target samples {x.shape[1:]}")
     if y_ext.shape != (x_ext.shape[0],):
         raise ValueError(f"need one external label per external sample: {y_ext.shape} vs {x_ext.shape[0]}")
-    api.check_n_clusters(n_clusters, x.shape[0])
+    check_n_clusters(n_clusters, x.shape[0])
     if preset.meta:
         check_episodes(np.unique(y_ext, return_counts=True)[1], preset)
     target = preset.as_preset()

@@ -22,6 +22,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxsc._src import api
+from jaxsc._src.checks import check_n_clusters
 from jaxsc._src.cluster.pipeline import PostConfig
 from jaxsc._src.methods.presets import METHODS, PRESETS, Preset
 
@@ -105,7 +106,7 @@ def fit_large_scale(x, n_clusters: int, method: str = "rgrl", *, sample_size: in
     n = x.shape[0]
     if not n_clusters <= sample_size <= n:
         raise ValueError(f"sample_size must lie in n_clusters..n = {n_clusters}..{n}, got {sample_size}")
-    api.check_n_clusters(n_clusters, sample_size)
+    check_n_clusters(n_clusters, sample_size)
     preset = large_scale_preset(method, n_clusters, sample_size) if preset is None else preset
     rng = np.random.default_rng(seed)
     sample_index = np.sort(rng.choice(n, size=sample_size, replace=False))
