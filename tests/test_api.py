@@ -2,6 +2,7 @@ import json
 
 import numpy as np
 import pytest
+import sklearn.base
 
 import jaxsc
 from jaxsc._src import cli
@@ -19,6 +20,25 @@ def test_estimator_end_to_end():
     assert set(model.seconds_) == {"pretrain", "finetune", "cluster"}
     again = jaxsc.DSC(n_clusters=3, seed=0, pretrain_steps=300, finetune_steps=30).fit_predict(x)
     np.testing.assert_array_equal(labels, again)
+
+
+def test_estimators_follow_the_scikit_learn_protocol():
+    model = jaxsc.RGRL(n_clusters=3, seed=1, finetune_steps=5)
+    assert model.get_params() == {"n_clusters": 3, "preset": None, "method": None, "seed": 1,
+                                  "autoencoder_params": None, "matmul_dtype": None, "verbose": False,
+                                  "finetune_steps": 5}
+    assert repr(model) == "RGRL(finetune_steps=5, n_clusters=3, seed=1)"
+    twin = sklearn.base.clone(model)
+    assert twin is not model and twin.get_params() == model.get_params()
+    model.set_params(seed=4, pretrain_steps=7)  # a constructor argument and a preset field
+    assert model.seed == 4 and model.overrides == {"finetune_steps": 5, "pretrain_steps": 7}
+    assert twin.overrides == {"finetune_steps": 5}
+    for estimator in (jaxsc.SAI(n_clusters=3, max_epochs=2), jaxsc.LRSC(n_clusters=3, meta=False)):
+        assert sklearn.base.is_clusterer(estimator)
+        assert sklearn.base.clone(estimator).get_params() == estimator.get_params()
+    x, _ = digits_subset(per_class=5)
+    with pytest.raises(ValueError, match="unknown Preset fields"):
+        jaxsc.DSC(n_clusters=3).set_params(epochs=3).fit(x)
 
 
 def test_functional_core_matches_estimator_pieces():

@@ -1,7 +1,8 @@
-"""scikit-learn style estimators over the functional core."""
+"""scikit-learn estimators over the functional core."""
 from __future__ import annotations
 
 import numpy as np
+from sklearn.base import BaseEstimator, ClusterMixin
 
 from jaxsc._src import api
 from jaxsc._src.methods.lrsc import LRSCPreset, fit_lrsc
@@ -9,7 +10,25 @@ from jaxsc._src.methods.presets import get_preset
 from jaxsc._src.methods.sai import fit_sai, get_sai_preset
 
 
-class SubspaceClustering:
+class _Estimator(ClusterMixin, BaseEstimator):
+    """scikit-learn's estimator protocol over the explicit constructor arguments and the preset fields passed
+    as ``**overrides``: ``get_params`` lists both, ``set_params`` sets either (an unknown preset field is named
+    by ``fit``), so ``sklearn.base.clone`` and parameter searches work; ``fit_predict`` is ``fit(x).labels_``."""
+
+    def get_params(self, deep: bool = True) -> dict:
+        return {**super().get_params(deep=False), **self.overrides}
+
+    def set_params(self, **params) -> "_Estimator":
+        explicit = self._get_param_names()
+        for name, value in params.items():
+            if name in explicit:
+                setattr(self, name, value)
+            else:
+                self.overrides[name] = value
+        return self
+
+
+class SubspaceClustering(_Estimator):
     """Any method of :data:`jaxsc.presets.METHODS` as an estimator.
 
     Example::
@@ -21,7 +40,8 @@ class SubspaceClustering:
       n_clusters: number of clusters K (2 <= K <= n).
       preset: a dataset name with a preset for this method (see :data:`jaxsc.presets.PRESETS`), or ``None`` to
         derive one from the sample shape.
-      method: a name of :data:`jaxsc.presets.METHODS` (``dsc-l2``, ``rgrl``, ``pssc``, ...).
+      method: a name of :data:`jaxsc.presets.METHODS` (``dsc-l2``, ``rgrl``, ``pssc``, ...); ``None``: the
+        class's own (``dsc-l2`` here, ``rgrl`` for :class:`RGRL`, ...).
       seed: seed of initialisation, mini-batch order and the cluster stage.
       autoencoder_params: start fine-tuning from these (e.g. :func:`jaxsc.models.load_reference_weights`)
         instead of pretraining.
@@ -36,27 +56,21 @@ class SubspaceClustering:
 
     def __init__(self, n_clusters: int, preset: str | None = None, *, method: str | None = None, seed: int = 0,
                  autoencoder_params=None, matmul_dtype: str | None = None, verbose: bool = False, **overrides):
-        self.n_clusters, self.preset, self.seed = n_clusters, preset, seed
-        self.method = self.default_method if method is None else method
+        self.n_clusters, self.preset, self.method, self.seed = n_clusters, preset, method, seed
         self.autoencoder_params, self.matmul_dtype, self.verbose = autoencoder_params, matmul_dtype, verbose
         self.overrides = overrides
 
     def fit(self, x, y=None) -> "SubspaceClustering":
         """Fit on images ``(n, H, W[, C])`` in [0, 1] or vectors ``(n, D)``; ``y`` is ignored."""
         x = api.check_samples(x)
-        settings = get_preset(self.preset, x.shape[1:], self.method).replace(**self.overrides)
+        settings = get_preset(self.preset, x.shape[1:], self.method or self.default_method).replace(**self.overrides)
         result = api.run(x, self.n_clusters, settings, seed=self.seed, autoencoder_params=self.autoencoder_params,
                          matmul_dtype=self.matmul_dtype, verbose=self.verbose)
         self.labels_, self.coef_, self.affinity_ = result.labels, result.coef, result.affinity
         self.params_, self.seconds_ = result.params, result.seconds
         return self
 
-    def fit_predict(self, x, y=None) -> np.ndarray:
-        """``fit(x).labels_``."""
-        return self.fit(x).labels_
-
-
-class SAI:
+class SAI(_Estimator):
     """SAI (sample-assignment invariance prior) as an estimator: DAE pretraining, k-means centres, then the KL
     between two soft assignments (:func:`jaxsc.fit_sai`).
 
@@ -85,12 +99,7 @@ class SAI:
         self.epochs_, self.seconds_, self.trace_ = result.epochs, result.seconds, result.trace
         return self
 
-    def fit_predict(self, x, y=None) -> np.ndarray:
-        """``fit(x).labels_``."""
-        return self.fit(x).labels_
-
-
-class LRSC:
+class LRSC(_Estimator):
     """LRSC (subspace clustering with external data) as an estimator (:func:`jaxsc.fit_lrsc`).
 
     Example::
