@@ -14,7 +14,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.experimental.sparse import BCOO
 
-from jaxsc._src.checks import check_n_clusters
+from jaxsc._src.checks import check_n_clusters, check_samples
 from jaxsc._src.cluster.pipeline import ClusterResult, PostConfig, cluster_coefficients
 from jaxsc._src.losses.locality import adaptive_neighbors
 from jaxsc._src.methods.presets import Preset
@@ -22,21 +22,6 @@ from jaxsc._src.methods.self_expressive import (ReconstructionObjective, SelfExp
                                                 init_self_expressive_params)
 from jaxsc._src.models.autoencoders import ConvAutoencoder, MLPAutoencoder
 from jaxsc._src.train.loop import EarlyStop, train
-
-
-def check_samples(x) -> np.ndarray:
-    """float32 images ``(n, H, W, C)`` (``(n, H, W)`` gets a channel) or vectors ``(n, D)``; raises a clear
-    error for other shapes or non-finite values."""
-    x = np.asarray(x, dtype=np.float32)
-    if x.ndim == 3:
-        x = x[..., None]
-    if x.ndim not in (2, 4):
-        raise ValueError(f"expected images shaped (n, H, W) or (n, H, W, C), or vectors (n, D); got shape {x.shape}")
-    if x.shape[0] < 2:
-        raise ValueError(f"need at least 2 samples, got {x.shape[0]}")
-    if not np.all(np.isfinite(x)):
-        raise ValueError(f"the input contains {int((~np.isfinite(x)).sum())} NaN or inf values")
-    return x
 
 
 def build_autoencoder(preset: Preset, sample_shape: tuple[int, ...]) -> nn.Module:

@@ -1,6 +1,24 @@
 """Argument checks shared by the fitting functions and the cluster stage: each raises a ``ValueError`` that
-names the problem (checked on static shapes, so they also run while a jitted function is traced)."""
+names the problem. The shape checks read static shapes only, so they also run while a jitted function is
+traced."""
 from __future__ import annotations
+
+import numpy as np
+
+
+def check_samples(x) -> np.ndarray:
+    """float32 images ``(n, H, W, C)`` (``(n, H, W)`` gets a channel) or vectors ``(n, D)``; raises a clear
+    error for other shapes or non-finite values."""
+    x = np.asarray(x, dtype=np.float32)
+    if x.ndim == 3:
+        x = x[..., None]
+    if x.ndim not in (2, 4):
+        raise ValueError(f"expected images shaped (n, H, W) or (n, H, W, C), or vectors (n, D); got shape {x.shape}")
+    if x.shape[0] < 2:
+        raise ValueError(f"need at least 2 samples, got {x.shape[0]}")
+    if not np.all(np.isfinite(x)):
+        raise ValueError(f"the input contains {int((~np.isfinite(x)).sum())} NaN or inf values")
+    return x
 
 
 def check_n_clusters(n_clusters: int, n: int) -> None:

@@ -5,6 +5,7 @@ import numpy as np
 from sklearn.base import BaseEstimator, ClusterMixin
 
 from jaxsc._src import api
+from jaxsc._src.checks import check_samples
 from jaxsc._src.methods.lrsc import LRSCPreset, fit_lrsc
 from jaxsc._src.methods.presets import get_preset
 from jaxsc._src.methods.sai import fit_sai, get_sai_preset
@@ -62,13 +63,14 @@ class SubspaceClustering(_Estimator):
 
     def fit(self, x, y=None) -> "SubspaceClustering":
         """Fit on images ``(n, H, W[, C])`` in [0, 1] or vectors ``(n, D)``; ``y`` is ignored."""
-        x = api.check_samples(x)
+        x = check_samples(x)
         settings = get_preset(self.preset, x.shape[1:], self.method or self.default_method).replace(**self.overrides)
         result = api.run(x, self.n_clusters, settings, seed=self.seed, autoencoder_params=self.autoencoder_params,
                          matmul_dtype=self.matmul_dtype, verbose=self.verbose)
         self.labels_, self.coef_, self.affinity_ = result.labels, result.coef, result.affinity
         self.params_, self.seconds_ = result.params, result.seconds
         return self
+
 
 class SAI(_Estimator):
     """SAI (sample-assignment invariance prior) as an estimator: DAE pretraining, k-means centres, then the KL
@@ -98,6 +100,7 @@ class SAI(_Estimator):
         self.labels_, self.kmeans_labels_, self.params_ = result.labels, result.kmeans_labels, result.params
         self.epochs_, self.seconds_, self.trace_ = result.epochs, result.seconds, result.trace
         return self
+
 
 class LRSC(_Estimator):
     """LRSC (subspace clustering with external data) as an estimator (:func:`jaxsc.fit_lrsc`).

@@ -51,7 +51,7 @@ import numpy as np
 import optax
 
 from jaxsc._src import api
-from jaxsc._src.checks import check_n_clusters
+from jaxsc._src.checks import check_n_clusters, check_samples
 from jaxsc._src.cluster.pipeline import PostConfig
 from jaxsc._src.losses.coefficient import coefficient_penalty
 from jaxsc._src.losses.distillation import distillation_loss, heat_kernel_weights
@@ -482,7 +482,7 @@ def fit_lrsc(x, n_clusters: int, x_external, y_external, preset: LRSCPreset = LR
     ``teacher``: precomputed ``(external, target)`` features from :func:`teacher_features` with the preset's
     ``teacher_steps``, ``teacher_batch`` and this ``seed`` (so ablation rows that distil share one teacher);
     computed here when ``None`` and the preset distils."""
-    x, x_ext = api.check_samples(x), api.check_samples(x_external)
+    x, x_ext = check_samples(x), check_samples(x_external)
     y_ext = np.asarray(y_external)
     if x.shape[1:] != x_ext.shape[1:]:
         raise ValueError(f"external samples {x_ext.shape[1:]} differ in shape from target samples {x.shape[1:]}")

@@ -22,7 +22,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxsc._src import api
-from jaxsc._src.checks import check_n_clusters
+from jaxsc._src.checks import check_n_clusters, check_samples
 from jaxsc._src.cluster.pipeline import PostConfig
 from jaxsc._src.methods.presets import METHODS, PRESETS, Preset
 
@@ -101,7 +101,7 @@ def fit_large_scale(x, n_clusters: int, method: str = "rgrl", *, sample_size: in
                     preset: Preset | None = None, verbose: bool = True) -> LargeScaleResult:
     """Train ``method`` on a random sample of ``sample_size`` rows of ``x`` (images are flattened), cluster the
     sample, and label the rest by 1-NN in latent space (module docstring)."""
-    x = api.check_samples(x)
+    x = check_samples(x)
     x = x.reshape(x.shape[0], -1)
     n = x.shape[0]
     if not n_clusters <= sample_size <= n:

@@ -27,8 +27,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from jaxsc._src.api import check_samples
-from jaxsc._src.checks import check_n_clusters
+from jaxsc._src.checks import check_n_clusters, check_samples
 from jaxsc._src.cluster.kmeans import kmeans
 from jaxsc._src.losses.assignment import SAI_VARIANTS, sai_assignments, sai_loss
 from jaxsc._src.losses.reconstruction import reconstruction_loss
