@@ -17,8 +17,9 @@ def _check(y_true, y_pred) -> tuple[np.ndarray, np.ndarray]:
     if y_true.size == 0:
         raise ValueError("empty label vectors")
     for name, labels in (("true", y_true), ("predicted", y_pred)):
-        if labels.dtype.kind in "fc" and not np.isfinite(labels).all():
-            raise ValueError(f"the {name} labels contain {int((~np.isfinite(labels)).sum())} NaN or inf values")
+        bad = int((~np.isfinite(labels)).sum()) if labels.dtype.kind in "fc" else 0
+        if bad:
+            raise ValueError(f"the {name} labels contain {bad} NaN or inf values")
     return y_true, y_pred
 
 

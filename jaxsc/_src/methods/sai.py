@@ -246,14 +246,14 @@ def fit_sai(x, n_clusters: int, variant: str = "hoe", preset: SAIPreset = SAIPre
         labels = np.asarray(labels)
         changed = 0.0 if previous["labels"] is None else float(np.mean(labels != previous["labels"]))
         shares = np.bincount(labels, minlength=n_clusters) / labels.size
-        e = SAIEpoch(len(trace), changed, float(kl), float(sharpness), float(shares.min()), float(shares.max()),
-                     float(norm))
-        trace.append(e)
+        entry = SAIEpoch(len(trace), changed, float(kl), float(sharpness), float(shares.min()),
+                         float(shares.max()), float(norm))
+        trace.append(entry)
         previous["labels"] = labels
-        if verbose and e.epoch > 0:
-            print(f"[sai-{variant}] epoch {e.epoch}: {e.changed:.2%} changed, kl {e.kl:.4g}, sharpness "
-                  f"{e.sharpness:.3f}, clusters {e.smallest:.3f}..{e.largest:.3f} of the samples, "
-                  f"|h| {e.embedding_norm:.3g}", file=sys.stderr, flush=True)
+        if verbose and entry.epoch > 0:
+            print(f"[sai-{variant}] epoch {entry.epoch}: {entry.changed:.2%} changed, kl {entry.kl:.4g}, sharpness "
+                  f"{entry.sharpness:.3f}, clusters {entry.smallest:.3f}..{entry.largest:.3f} of the samples, "
+                  f"|h| {entry.embedding_norm:.3g}", file=sys.stderr, flush=True)
         return changed
 
     record(jnp.asarray(h), init.centers)
