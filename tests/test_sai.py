@@ -11,7 +11,7 @@ import jaxsc
 from conftest import digits_subset
 from jaxsc import losses, metrics, train
 from jaxsc._src import cli
-from jaxsc._src.methods.sai import SAIPreset, build_sai_autoencoder, tfidf
+from jaxsc._src.methods.sai import SAIObjective, SAIPreset, build_sai_autoencoder, tfidf
 from jaxsc.models import PoolConvAutoencoder
 
 
@@ -70,14 +70,34 @@ class AssignmentTest(chex.TestCase):
             expected = np.sum(e2 * (np.log(e2) - np.log(np.maximum(e1, 1e-12))))
             np.testing.assert_allclose(reverse, expected, rtol=1e-4)
 
+    @chex.variants(with_jit=True, without_jit=True)
+    def test_p1_target_trains_p2_towards_the_fixed_p1(self):
+        h, w = _rand(12, 4), _rand(3, 4, seed=2)
+        e1, e2 = _numpy_assignments(h, w, "cosine")
+        positive = e1 > 0
+        swapped = self.variant(lambda a, b: losses.sai_loss(a, b, "cosine", direction="target_first", target="p1"))
+        np.testing.assert_allclose(swapped(h, w), np.sum(e1[positive] * np.log(e1[positive] / e2[positive])),
+                                   rtol=1e-4)
+        fixed_p1 = jnp.asarray(e1, jnp.float32)  # P1 a constant: the gradient is that of -sum P1 log P2
+
+        def cross_entropy(a, b):
+            return -jnp.sum(fixed_p1 * jnp.log(losses.sai_assignments(a, b, "cosine")[1]))
+
+        for got, want in zip(jax.grad(swapped, argnums=(0, 1))(h, w), jax.grad(cross_entropy, argnums=(0, 1))(h, w)):
+            np.testing.assert_allclose(got, want, rtol=1e-3, atol=1e-6)
+        paper_roles = jax.grad(lambda a, b: losses.sai_loss(a, b, "cosine"), argnums=1)(h, w)
+        assert not np.allclose(paper_roles, jax.grad(swapped, argnums=1)(h, w), atol=1e-4)
+
     def test_sai_loss_gradient_matches_finite_differences(self):
         with jax.enable_x64(True):
             h = jnp.asarray(_rand(6, 3, seed=3), jnp.float64)
             w = jnp.asarray(_rand(2, 3, seed=4) * 0.3, jnp.float64)  # two centres: P1 has no exact zeros here
             for metric in ("cosine", "cityblock"):
                 for direction in losses.KL_DIRECTIONS:
-                    check_grads(lambda a, b: losses.sai_loss(a, b, metric, stop_target=False, direction=direction),
-                                (h, w), order=1, modes=["rev"], atol=1e-4, rtol=1e-4)
+                    for target in losses.SAI_TARGETS:
+                        check_grads(lambda a, b: losses.sai_loss(a, b, metric, stop_target=False,
+                                                                 direction=direction, target=target),
+                                    (h, w), order=1, modes=["rev"], atol=1e-4, rtol=1e-4)
 
     def test_bad_arguments(self):
         with pytest.raises(ValueError, match="unknown metric 'manhattan'"):
@@ -86,6 +106,8 @@ class AssignmentTest(chex.TestCase):
             losses.sai_assignments(jnp.zeros((3, 2)), jnp.zeros((2, 5)))
         with pytest.raises(ValueError, match="unknown KL direction 'both'"):
             losses.sai_loss(jnp.zeros((3, 2)), jnp.ones((2, 2)), direction="both")
+        with pytest.raises(ValueError, match="unknown SAI target 'p3'"):
+            losses.sai_loss(jnp.zeros((3, 2)), jnp.ones((2, 2)), target="p3")
         with pytest.raises(ValueError, match="unknown SAI variant 'hex'"):
             jaxsc.fit_sai(np.zeros((10, 4)), 2, "hex")
 
@@ -156,9 +178,25 @@ def test_sai_clusters_digits_and_reports_its_baseline():
     assert model.params_["centres"].shape == (3, 10)
 
 
-def test_sai_trace_describes_every_epoch_without_labels():
+def test_sai_objective_trains_on_the_loss_of_its_roles():
+    model = build_sai_autoencoder(SAIPreset(hidden=(8,)), (6,))
+    params = {"autoencoder": model.init(jax.random.PRNGKey(0), jnp.zeros((2, 6)))["params"],
+              "centres": jnp.asarray(_rand(3, 10, seed=5))}
+    x = jnp.asarray(_rand(5, 6, seed=6))
+    objective = SAIObjective(model, "cosine", direction="target_first", target="p1")
+
+    def per_sample(p):
+        h = model.apply({"params": p["autoencoder"]}, x, method="encode")
+        return losses.sai_loss(h, p["centres"], "cosine", direction="target_first", target="p1") / 5
+
+    got = jax.grad(lambda p: objective.loss(p, x)[0])(params)
+    chex.assert_trees_all_close(got, jax.grad(per_sample)(params), rtol=1e-5, atol=1e-7)
+
+
+@pytest.mark.parametrize("roles", [{}, {"direction": "target_first", "target": "p1"}])
+def test_sai_trace_describes_every_epoch_without_labels(roles):
     x, _ = digits_subset(per_class=60)
-    preset = SAIPreset(batch_size=32, pretrain_epochs=5, max_epochs=4, tol=0.0)
+    preset = SAIPreset(batch_size=32, pretrain_epochs=5, max_epochs=4, tol=0.0, **roles)
     result = jaxsc.fit_sai(x, 3, "hot", preset, seed=1, verbose=False)
     assert [e.epoch for e in result.trace] == list(range(result.epochs + 1)) and result.epochs == 4
     assert result.trace[0].changed == 0.0
@@ -173,7 +211,7 @@ def test_sai_trace_describes_every_epoch_without_labels():
     np.testing.assert_allclose(last.sharpness, p1.max(axis=1).mean(), rtol=1e-5)
     np.testing.assert_allclose([last.smallest, last.largest], [shares.min(), shares.max()])
     np.testing.assert_allclose(last.embedding_norm, np.linalg.norm(h, axis=1).mean(), rtol=1e-5)
-    kl = losses.sai_loss(jnp.asarray(h), result.params["centres"], "correlation") / len(x)
+    kl = losses.sai_loss(jnp.asarray(h), result.params["centres"], "correlation", **roles) / len(x)
     np.testing.assert_allclose(last.kl, float(kl), rtol=1e-5)
     assert all(1 / 3 - 1e-6 <= e.sharpness <= 1 + 1e-6 and 0 <= e.changed <= 1 for e in result.trace)
 

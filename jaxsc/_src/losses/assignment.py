@@ -2,7 +2,7 @@
 
 Two soft assignments of the same samples to the same centres, under different closeness functions, are made to
 agree by a KL divergence between them (:func:`sai_loss`: KL(P1 || P2) by default, the paper's KL(P2 || P1) as an
-option); the predicted label is argmax_j P1_ij.
+option, and the roles of prediction and target swapped as another); the predicted label is argmax_j P1_ij.
 """
 from __future__ import annotations
 
@@ -55,11 +55,13 @@ def _kl(p: jax.Array, q: jax.Array) -> jax.Array:
 
 
 KL_DIRECTIONS = ("prediction_first", "target_first")
+SAI_TARGETS = ("p2", "p1")
 
 
 def sai_loss(h: jax.Array, centres: jax.Array, metric: str = "cosine", power: float = 2.0,
-             stop_target: bool = True, direction: str = "prediction_first") -> jax.Array:
-    """The KL between the two assignments over the batch (Eq. 4-5), P1 the prediction and P2 the target:
+             stop_target: bool = True, direction: str = "prediction_first", target: str = "p2") -> jax.Array:
+    """The KL between the two assignments over the batch (Eq. 4-5). With ``target="p2"`` (the paper's roles)
+    P1 is the prediction and P2 the target:
 
     - ``direction="prediction_first"``: L = sum_ij P1_ij log(P1_ij / P2_ij);
     - ``direction="target_first"``: L = sum_ij P2_ij log(P2_ij / P1_ij) (SPEC section 6 and the paper's Eq. 13).
@@ -69,12 +71,21 @@ def sai_loss(h: jax.Array, centres: jax.Array, metric: str = "cosine", power: fl
     sparse by design (the hinge is 0 past the mean distance); with P1 second, its zero entries give log 0:
     clamped, they add a constant and no gradient, and training on digits collapsed to one cluster in our tests
     (seen in the cluster sizes, without labels). With P1 first, 0 log 0 = 0 and the objective is well posed.
-    With ``stop_target`` P2 is a fixed target in each step (as DEC's target distribution); otherwise gradients
+    With ``stop_target`` the target is fixed in each step (as DEC's target distribution); otherwise gradients
     flow through both.
+
+    ``target="p1"`` swaps the roles: P2 is the prediction and P1 the target, so ``direction="target_first"``
+    gives L = sum_ij P1_ij log(P1_ij / P2_ij) with P1 fixed: DEC's self-training, with the sparse hinge
+    assignment as the sharper target. Under the paper's roles P2 is the flatter of the two (with the cosine
+    distance, (1 + z_ij^2)^-1 lies in [0.2, 1]), and minimising the KL flattens P1 towards it
+    (``benchmarks/results/sai.md``).
     """
     if direction not in KL_DIRECTIONS:
         raise ValueError(f"unknown KL direction {direction!r}; choose one of {KL_DIRECTIONS}")
+    if target not in SAI_TARGETS:
+        raise ValueError(f"unknown SAI target {target!r}; choose one of {SAI_TARGETS}")
     p1, p2 = sai_assignments(h, centres, metric, power)
+    prediction, fixed = (p1, p2) if target == "p2" else (p2, p1)
     if stop_target:
-        p2 = jax.lax.stop_gradient(p2)
-    return _kl(p1, p2) if direction == "prediction_first" else _kl(p2, p1)
+        fixed = jax.lax.stop_gradient(fixed)
+    return _kl(prediction, fixed) if direction == "prediction_first" else _kl(fixed, prediction)

@@ -4,7 +4,8 @@
    D-500-500-2000-d or the CNN of the paper's Sec. V-B.
 2. Initialise the k centres by k-means on the embeddings h = f(x) (this is also the DAE+k-means baseline).
 3. Train encoder and centres jointly on the KL between P1 and P2 (:func:`jaxsc.losses.sai_loss`: KL(P1 || P2)
-   by default, the paper's KL(P2 || P1) with ``direction='target_first'``) with SGD + momentum on
+   by default, the paper's KL(P2 || P1) with ``direction='target_first'``, P1 the fixed target and P2 trained
+   with ``target='p1'``) with SGD + momentum on
    mini-batches, the learning rate multiplied by ``decay`` every ``decay_every`` epochs, until fewer than
    ``tol`` (0.03%) of the assignments change between two epochs or ``max_epochs`` pass.
 4. Labels: argmax_j P1_ij over the whole data.
@@ -48,8 +49,8 @@ class SAIPreset:
     is read as the factor the rate is multiplied by; ``max_epochs`` is capped (the paper allows ep x re = 3000)
     for the CPU budget; the DAE is pretrained with Adam 1e-3 (jaxsc's pretraining) rather than SGD.
     ``tfidf``: turn term counts into TF-IDF rows first (BBC), over the ``top_terms`` most frequent terms when set
-    (the paper's text protocol: "TF-IDF vector of 2000 most frequent words"). ``direction``: see
-    :func:`jaxsc.losses.sai_loss`.
+    (the paper's text protocol: "TF-IDF vector of 2000 most frequent words"). ``direction`` and ``target``
+    (which assignment is the target: ``'p2'``, the paper's, or ``'p1'``): see :func:`jaxsc.losses.sai_loss`.
     """
 
     encoder: str = "mlp"
@@ -68,6 +69,7 @@ class SAIPreset:
     power: float = 2.0
     stop_target: bool = True
     direction: str = "prediction_first"
+    target: str = "p2"
     tfidf: bool = False
     top_terms: int | None = None
 
@@ -115,12 +117,13 @@ class SAIObjective:
     power: float = 2.0
     stop_target: bool = True
     direction: str = "prediction_first"
+    target: str = "p2"
 
     def loss(self, params, x):
         """``(KL per sample, terms)`` on a batch."""
         h = self.model.apply({"params": params["autoencoder"]}, x, method="encode")
         value = sai_loss(h, params["centres"], self.metric, self.power, self.stop_target,
-                         self.direction) / x.shape[0]
+                         self.direction, self.target) / x.shape[0]
         return value, {"kl": value}
 
     def optimizer(self):
@@ -148,12 +151,12 @@ def build_sai_autoencoder(preset: SAIPreset, sample_shape: tuple[int, ...], mean
     raise ValueError(f"unknown encoder {preset.encoder!r}; choose 'mlp' or 'cnn'")
 
 
-@partial(jax.jit, static_argnames=("metric", "power", "direction"))
-def _assignment_summary(h, centres, metric, power, direction):
-    """Labels argmax_j P1_ij, the KL of ``direction`` per sample over all of ``h``, mean_i max_j P1_ij and
-    mean_i ||h_i||."""
+@partial(jax.jit, static_argnames=("metric", "power", "direction", "target"))
+def _assignment_summary(h, centres, metric, power, direction, target):
+    """Labels argmax_j P1_ij, the KL of ``direction`` and ``target`` per sample over all of ``h``,
+    mean_i max_j P1_ij and mean_i ||h_i||."""
     p1 = sai_assignments(h, centres, metric, power)[0]
-    kl = sai_loss(h, centres, metric, power, True, direction) / h.shape[0]
+    kl = sai_loss(h, centres, metric, power, True, direction, target) / h.shape[0]
     return jnp.argmax(p1, axis=1), kl, jnp.mean(jnp.max(p1, axis=1)), jnp.mean(jnp.linalg.norm(h, axis=1))
 
 
@@ -242,7 +245,8 @@ def fit_sai(x, n_clusters: int, variant: str = "hoe", preset: SAIPreset = SAIPre
     previous, trace = {"labels": None}, []
 
     def record(h, centres) -> float:
-        labels, kl, sharpness, norm = _assignment_summary(h, centres, metric, preset.power, preset.direction)
+        labels, kl, sharpness, norm = _assignment_summary(h, centres, metric, preset.power, preset.direction,
+                                                               preset.target)
         labels = np.asarray(labels)
         changed = 0.0 if previous["labels"] is None else float(np.mean(labels != previous["labels"]))
         shares = np.bincount(labels, minlength=n_clusters) / labels.size
@@ -264,7 +268,8 @@ def fit_sai(x, n_clusters: int, variant: str = "hoe", preset: SAIPreset = SAIPre
 
     start = time.perf_counter()
     objective = SAIObjective(model, metric, preset.learning_rate, preset.momentum, preset.decay,
-                             preset.decay_every * per_epoch, preset.power, preset.stop_target, preset.direction)
+                             preset.decay_every * per_epoch, preset.power, preset.stop_target, preset.direction,
+                             preset.target)
     result = train(objective, {"autoencoder": autoencoder_params, "centres": init.centers}, data,
                    preset.max_epochs * per_epoch, key=keys[3], batch_size=batch, log_every=per_epoch,
                    verbose=verbose, desc=f"sai-{variant}", stop_check=assignments_settled)
