@@ -63,9 +63,9 @@ def write_table() -> str:
              "and P2 trained, as DEC trains towards a sharper target; `jaxsc.losses.sai_loss`), chosen because the "
              "paper's roles flatten the assignments, as the sharpness columns show, and checked without labels "
              "before it was run (mnist-5k, seed 0's DAE, 100 epochs: no cluster emptied, mean max P2 0.18 -> 0.26, "
-             "P1 and P2 agree on 92% of the labels). They were run on 2026-12-05 on 2 cores shared with another "
-             "benchmark (their s/epoch is inflated); their DAE+k-means repeats that of the rows beside them seed by "
-             "seed (same DAE, same k-means). mnist-test-mlp-p1-target: HOE only (the paper's MLP row).",
+             "P1 and P2 agree on 92% of the labels). They were run on 2026-12-05, all but mnist-test's HOMO, HOT and "
+             "HIT on 2 cores shared with another benchmark (their s/epoch is inflated); their DAE+k-means repeats "
+             "that of the rows beside them seed by seed (same DAE, same k-means).",
              "",
              "| setting | method | seeds | ACC mean ± std | ACC max | NMI | ARI | precision | DAE+k-means ACC | "
              "epochs | s/epoch | sharpness | smallest | ‖h‖ | paper ACC |",
