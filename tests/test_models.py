@@ -79,14 +79,18 @@ def test_custom_kernel_gradients_match_autodiff_of_the_lax_convolutions(monkeypa
                                 rtol=1e-4, atol=1e-4)
 
 
-@pytest.mark.parametrize("patch_max", [0, 2 ** 22], ids=["xla-convolution", "patch-product"])
+@pytest.mark.parametrize("direct_max,patch_max", [(0, 0), (0, 2 ** 22), (10 ** 6, 0)],
+                         ids=["xla-convolution", "patch-product", "direct-sum"])
 @pytest.mark.parametrize("hw,k,stride", [((48, 42), 5, 2), ((6, 5), 3, 2), ((5, 3), 1, 2), ((2, 1), 2, 2),
                                          ((7, 6), 3, 1), ((4, 5), 2, 1)])
-def test_both_convolution_paths_equal_lax(monkeypatch, patch_max, hw, k, stride):
-    """The forward convolution as a patch product (small maps on the CPU) and as XLA's convolution (large
-    ones) equals lax's convolution; the transpose equals lax's linear transpose."""
+def test_every_convolution_path_equals_lax(monkeypatch, direct_max, patch_max, hw, k, stride):
+    """The forward convolution as a sum of shifted windows (few products per output on the CPU), as a patch
+    product (small maps) and as XLA's convolution (large ones) equals lax's convolution; the transpose equals
+    lax's linear transpose."""
     from jaxsc._src.models import conv
+    monkeypatch.setattr(conv, "DIRECT_MAX_TERMS", direct_max)
     monkeypatch.setattr(conv, "PATCH_MAX_ELEMENTS", patch_max)
+    assert conv.uses_direct_sum((k, k, 3, 4)) == (direct_max > 0 and jax.default_backend() == "cpu")
     rng = np.random.default_rng(5)
     x = jnp.asarray(rng.standard_normal((2, *hw, 3)), jnp.float32)
     kernel = jnp.asarray(rng.standard_normal((k, k, 3, 4)), jnp.float32)
@@ -99,6 +103,29 @@ def test_both_convolution_paths_equal_lax(monkeypatch, patch_max, hw, k, stride)
     chex.assert_trees_all_close(jax.jit(conv._transpose, static_argnums=(2, 3))(y, kernel, hw, stride), want_x,
                                 rtol=1e-4, atol=1e-4)
     chex.assert_shape(conv._transpose(y, kernel, hw, stride), x.shape)
+
+
+@pytest.mark.parametrize("direct_max", [0, 10 ** 6], ids=["xla-convolution", "direct-sum"])
+@pytest.mark.parametrize("hw,k", [((48, 42), 5), ((12, 11), 3), ((7, 9), 4), ((8, 8), 3), ((5, 3), 1),
+                                  ((2, 1), 2), ((1, 1), 3)])
+def test_phase_transpose_equals_lax_linear_transpose(monkeypatch, direct_max, hw, k):
+    """The stride-2 transposed convolution in the phase form (the CPU's), its stride-1 convolution by XLA or as
+    a sum of shifted windows, equals lax's linear transpose of the convolution, for odd and even sizes and
+    kernels, under jit too, and keeps the input's dtype."""
+    from jaxsc._src.models import conv
+    monkeypatch.setattr(conv, "DIRECT_MAX_TERMS", direct_max)
+    rng = np.random.default_rng(6)
+    x = jnp.zeros((2, *hw, 3), jnp.float32)
+    kernel = jnp.asarray(rng.standard_normal((k, k, 3, 4)), jnp.float32)
+    y = jnp.asarray(rng.standard_normal((2, -(-hw[0] // 2), -(-hw[1] // 2), 4)), jnp.float32)
+    want = jax.linear_transpose(lambda v: _lax_conv(v, kernel, 2), x)(y)[0]
+    chex.assert_trees_all_close(conv._phase_transpose(y, kernel, hw), want, rtol=1e-4, atol=1e-4)
+    chex.assert_trees_all_close(jax.jit(conv._phase_transpose, static_argnums=2)(y, kernel, hw), want,
+                                rtol=1e-4, atol=1e-4)
+    half = conv._phase_transpose(y.astype(jnp.bfloat16), kernel, hw)
+    chex.assert_shape(half, x.shape)
+    assert half.dtype == jnp.bfloat16
+    assert conv.uses_phase_transpose(2) == (jax.default_backend() == "cpu") and not conv.uses_phase_transpose(1)
 
 
 def test_patch_kernel_gradient_equals_autodiff_on_any_backend():
