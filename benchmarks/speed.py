@@ -10,7 +10,9 @@
    without torch) those columns say so.
 3. Convolutions (``--sections conv``): per layer shape (DSC-Net's ORL, COIL20 and EYaleB encoders, RGRL's
    MNIST encoder, the LRSC teacher), jaxsc's forward convolution and patch-matrix kernel gradient
-   (``jaxsc.models.same_conv``) against lax's convolution and its autodiff.
+   (``jaxsc.models.same_conv``) against lax's convolution and its autodiff; per decoder layer, jaxsc's
+   transposed convolution (phase form) against lax's linear transpose; and the gradient of whole autoencoders
+   with either transposed convolution.
 4. Scaling (``--scaling N ...``): the DSC fine-tune step on MNIST-shaped data (28x28, RGRL's MNIST encoder)
    for growing n: step time and XLA's memory plan of the compiled step (arguments + outputs + temporaries, from
    ``compiled.memory_analysis()``), against the bytes of C alone.
@@ -33,6 +35,7 @@ import platform
 import sys
 import time
 from pathlib import Path
+from unittest import mock
 
 import jax
 import jax.numpy as jnp
@@ -44,8 +47,9 @@ from jaxsc._src.api import build_objective
 from jaxsc._src.methods.lrsc import target_teacher_weights
 from jaxsc._src.testing import reference
 from jaxsc.data import union_of_subspaces
-from jaxsc.models import ConvAutoencoder, same_conv
-from jaxsc._src.models.conv import uses_patch_forward, uses_patch_gradient
+from jaxsc.models import ConvAutoencoder, same_conv, same_conv_transpose
+from jaxsc._src.models import conv as conv_module
+from jaxsc._src.models.conv import uses_direct_sum, uses_patch_forward, uses_patch_gradient
 from jaxsc.presets import get_preset
 from jaxsc._src.train.memory import plan_from_compiled
 from jaxsc.train import SelfExpressiveObjective, TrainState, init_self_expressive_params, train_step
@@ -391,15 +395,113 @@ def conv_case(case, repeats: int) -> dict:
 
     return {"model": model, "layer": layer, "shape": shape, "k": k, "cout": cout, "stride": stride,
             "times": times, "error": max(error("jaxsc", "lax"), error("jaxsc grad", "lax grad")),
-            "patches": uses_patch_forward(shape, k, stride), "patch_gradient": uses_patch_gradient(shape, k, stride)}
+            "forward": ("direct" if uses_direct_sum(kernel.shape) else
+                        "patches" if uses_patch_forward(shape, k, stride) else "lax"),
+            "patch_gradient": uses_patch_gradient(shape, k, stride)}
+
+
+# (model, layer, output shape (n, H, W, C) of the stride-2 transposed convolution, kernel, its input channels):
+# the decoders' layers of DSC-Net's ORL, COIL20 and EYaleB and RGRL's MNIST networks.
+TRANSPOSE_CASES = (("DSC ORL", "dec 2", (400, 16, 16, 3), 3, 5),
+                   ("DSC ORL", "dec 3", (400, 32, 32, 1), 3, 3),
+                   ("DSC COIL20", "dec 1", (1440, 32, 32, 1), 3, 15),
+                   ("RGRL MNIST", "dec 3", (1000, 28, 28, 1), 5, 15),
+                   ("DSC EYaleB", "dec 1", (2414, 12, 11, 20), 3, 30),
+                   ("DSC EYaleB", "dec 2", (2414, 24, 21, 10), 3, 20),
+                   ("DSC EYaleB", "dec 3", (2414, 48, 42, 1), 5, 10))
+# (model, n, image shape, kernels, channels): whole autoencoders, gradient of the reconstruction error.
+AUTOENCODER_CASES = (("DSC ORL", 400, (32, 32, 1), (3, 3, 3), (3, 3, 5)),
+                     ("DSC COIL20", 1440, (32, 32, 1), (3,), (15,)),
+                     ("RGRL MNIST", 1000, (28, 28, 1), (5, 3, 3), (15, 10, 5)),
+                     ("DSC EYaleB", 2414, (48, 42, 1), (5, 3, 3), (10, 20, 30)))
+
+
+def _as_before(fn):
+    """``fn`` traced with jaxsc's convolutions as they were before 2026-12-05: XLA's own stride-2 transposed
+    convolutions, no sums of shifted windows."""
+    def traced(*args):
+        with mock.patch.object(conv_module, "uses_phase_transpose", lambda stride: False), \
+                mock.patch.object(conv_module, "DIRECT_MAX_TERMS", 0):
+            return fn(*args)
+    return traced
+
+
+def transpose_case(case, repeats: int) -> dict:
+    """Seconds of the stride-2 transposed convolution (``same_conv_transpose``; also the input gradient of a
+    stride-2 ``same_conv``) in the phase form and as lax's linear transpose of the convolution, taking turns.
+    Its own gradients are convolutions and kernel gradients, the same on both sides."""
+    model, layer, shape, k, cin = case
+    hw = shape[1:3]
+    y = jax.random.normal(jax.random.PRNGKey(0), (shape[0], -(-hw[0] // 2), -(-hw[1] // 2), cin))
+    kernel = jax.random.normal(jax.random.PRNGKey(1), (k, k, shape[-1], cin))
+
+    def forward(y, kernel):
+        return same_conv_transpose(y, kernel, hw)
+
+    fns = {"jaxsc": jax.jit(forward), "lax": jax.jit(_as_before(forward))}
+    return _timed_pair_rows({"model": model, "layer": layer, "shape": shape, "k": k, "cout": shape[-1]},
+                            fns, {name: (y, kernel) for name in fns}, repeats)
+
+
+def autoencoder_case(case, repeats: int) -> dict:
+    """Seconds of the gradient of ||X - dec(enc(X))||^2 over all n images (the autoencoder's share of a
+    fine-tune step) with jaxsc's convolutions and with those it had before 2026-12-05, taking turns."""
+    model, n, image_shape, kernels, channels = case
+    net = ConvAutoencoder(image_shape=image_shape, kernels=kernels, channels=channels)
+    x = jax.random.uniform(jax.random.PRNGKey(0), (n, *image_shape))
+    params = net.init(jax.random.PRNGKey(1), x[:2])
+
+    def gradient(params, x):
+        return jax.grad(lambda p: jnp.sum((net.apply(p, x) - x) ** 2))(params)
+
+    fns = {"jaxsc": jax.jit(gradient), "lax": jax.jit(_as_before(gradient))}
+    return _timed_pair_rows({"model": model, "n": n, "image": image_shape, "kernels": kernels,
+                             "channels": channels}, fns, {name: (params, x) for name in fns}, repeats)
+
+
+def _timed_pair_rows(row: dict, fns: dict, args: dict, repeats: int) -> dict:
+    """``row`` with the best seconds of each of ``fns`` (compiled first, then taking turns) and the largest
+    relative difference between each jaxsc output and its lax counterpart."""
+    out = {name: jax.block_until_ready(fn(*args[name])) for name, fn in fns.items()}
+    best = interleaved_best({name: lambda fn=fn, a=args[name]: jax.block_until_ready(fn(*a))
+                             for name, fn in fns.items()}, repeats)
+    errors = [float(jnp.max(jnp.abs(a - b)) / jnp.max(jnp.abs(b)))
+              for a, b in zip(jax.tree.leaves(out["jaxsc"]), jax.tree.leaves(out["lax"]))]
+    return {**row, "times": {name: seconds for name, (seconds, _) in best.items()}, "error": max(errors)}
+
+
+def transpose_lines(rows: list, autoencoder_rows: list) -> list[str]:
+    lines = ["", "Transposed stride-2 convolutions (the decoders' layers), the same turns: jaxsc's phase form (one "
+             "stride-1 convolution with 4x the output channels, then a depth-to-space shuffle; "
+             "`jaxsc/_src/models/conv.py`) against lax's linear transpose of the convolution (what jaxsc ran "
+             "before 2026-12-05). The same operation is the input gradient of the encoder's stride-2 convolutions; the "
+             "layer's own gradients are a convolution and a kernel gradient.", "",
+             "| model | layer | output | kernel | jaxsc s | lax s | speed-up | max rel. difference |",
+             "|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        t = r["times"]
+        lines.append(f"| {r['model']} | {r['layer']} | {'x'.join(map(str, r['shape']))} | {r['k']}x{r['k']}@{r['cout']} "
+                     f"| {t['jaxsc']:.4f} | {t['lax']:.4f} | {t['lax'] / t['jaxsc']:.2f}x | {r['error']:.1e} |")
+    lines += ["", "Whole autoencoders on all n images: the gradient of ||X - dec(enc(X))||^2 (the network's share of "
+              "a fine-tune step), with jaxsc's convolutions and with those before 2026-12-05 (lax's transposed "
+              "convolutions, no window sums), the same turns.", "",
+              "| model | n | encoder | jaxsc s | before s | speed-up | max rel. difference |",
+              "|---|---|---|---|---|---|---|"]
+    for r in autoencoder_rows:
+        t = r["times"]
+        encoder = ", ".join(f"{k}x{k}@{c}" for k, c in zip(r["kernels"], r["channels"]))
+        lines.append(f"| {r['model']} | {r['n']} | {encoder} | {t['jaxsc']:.4f} | {t['lax']:.4f} | "
+                     f"{t['lax'] / t['jaxsc']:.2f}x | {r['error']:.1e} |")
+    return lines
 
 
 def conv_section(rows: list) -> list[str]:
-    lines = ["## Convolutions: jaxsc's patch-matrix products against lax's convolution", "",
+    lines = ["## Convolutions: jaxsc's window sums, patch-matrix products and phase form against lax's", "",
              f"Measured {datetime.date.today().isoformat()}. Per layer shape, the jitted forward convolution and "
              "the jitted gradient of sum(conv(x, K) * G) with respect to K, both sides in the same run "
              "(`jaxsc.models.same_conv`, `jaxsc/_src/models/conv.py`). `forward`: whether jaxsc's forward is the "
-             "patch product (P at most `PATCH_MAX_ELEMENTS` entries) or lax's convolution itself; where it is "
+             "sum of shifted windows (k k C_in at most `DIRECT_MAX_TERMS`), the patch product (P at most "
+             "`PATCH_MAX_ELEMENTS` entries) or lax's convolution itself; where it is "
              "lax's, the forward columns time the same computation twice and show the noise of the measure. "
              "`gradient`: likewise for the kernel gradient, P^T dY (P at most `PATCH_GRADIENT_MAX_ELEMENTS` "
              "entries) or lax's autodiff.", "",
@@ -409,7 +511,7 @@ def conv_section(rows: list) -> list[str]:
     for r in rows:
         shape, t = "x".join(map(str, r["shape"])), r["times"]
         lines.append(f"| {r['model']} | {r['layer']} | {shape} | {r['k']}x{r['k']}@{r['cout']} | {r['stride']} | "
-                     f"{'patches' if r['patches'] else 'lax'} | {'patches' if r['patch_gradient'] else 'lax'} | "
+                     f"{r['forward']} | {'patches' if r['patch_gradient'] else 'lax'} | "
                      f"{t['jaxsc']:.4f} | {t['lax']:.4f} | "
                      f"{t['lax'] / t['jaxsc']:.1f}x | {t['jaxsc grad']:.3f} | {t['lax grad']:.3f} | "
                      f"{t['lax grad'] / t['jaxsc grad']:.1f}x | {r['error']:.1e} |")
@@ -420,7 +522,7 @@ def previous_sections(path: Path) -> dict:
     """The ``## `` sections of an earlier result file, keyed like ``SECTIONS`` (to keep those not re-run)."""
     if not path.exists():
         return {}
-    titles = {"## Cluster stage": "cluster", "## DSC fine-tune step": "step", "## Convolution": "conv",
+    titles = {"## Cluster stage": "cluster", "## DSC fine-tune step": "step", "## Convolutions": "conv",
               "## Scaling": "scaling", "## LRSC distillation": "distill"}
     found = {}
     for chunk in path.read_text().split("\n## ")[1:]:
@@ -463,7 +565,9 @@ def main() -> None:
                                             for row in cluster_case(n, args.repeats, args.dense_max_n)],
                                            args.dense_max_n)
     if "conv" in sections:
-        built["conv"] = conv_section([conv_case(case, args.repeats) for case in CONV_CASES])
+        built["conv"] = conv_section([conv_case(case, args.repeats) for case in CONV_CASES]) + transpose_lines(
+            [transpose_case(case, args.repeats) for case in TRANSPOSE_CASES],
+            [autoencoder_case(case, args.repeats) for case in AUTOENCODER_CASES])
     if "scaling" in sections:
         built["scaling"] = scaling_section(args.scaling, args.repeats)
     if "distill" in sections:
