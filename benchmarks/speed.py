@@ -480,7 +480,8 @@ def transpose_lines(rows: list, autoencoder_rows: list) -> list[str]:
              "|---|---|---|---|---|---|---|---|"]
     for r in rows:
         t = r["times"]
-        lines.append(f"| {r['model']} | {r['layer']} | {'x'.join(map(str, r['shape']))} | {r['k']}x{r['k']}@{r['cout']} "
+        shape = "x".join(map(str, r["shape"]))
+        lines.append(f"| {r['model']} | {r['layer']} | {shape} | {r['k']}x{r['k']}@{r['cout']} "
                      f"| {t['jaxsc']:.4f} | {t['lax']:.4f} | {t['lax'] / t['jaxsc']:.2f}x | {r['error']:.1e} |")
     lines += ["", "Whole autoencoders on all n images: the gradient of ||X - dec(enc(X))||^2 (the network's share of "
               "a fine-tune step), with jaxsc's convolutions and with those before 2026-12-05 (lax's transposed "

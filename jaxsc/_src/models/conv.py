@@ -19,10 +19,10 @@ the kernel's taps and input channels of shifted windows of the padded input,
 
     Y[:, i, j, :] = sum_{a, b, c} X[:, s i + a, s j + b, c] K[a, b, c, :]
 
-which XLA fuses into one pass over the output (an optimisation barrier keeps the input's producer out of that
-fusion, which would recompute it for every term): 2.3-5.7x faster than XLA's convolution on the first layers
-of the DSC-Net and RGRL networks (``benchmarks/speed.py --sections conv``), slower past about 90 terms (EYaleB's
-second layer, 0.8x).
+which XLA fuses into one pass over the output: 2.3-5.7x faster than XLA's convolution on the first layers of
+the DSC-Net and RGRL networks (``benchmarks/speed.py --sections conv``), slower past about 90 terms (EYaleB's
+second layer, 0.8x). An optimisation barrier keeps the input's producer out of that fusion: XLA otherwise fused
+the previous layer into it and recomputed it for every term (ORL's whole autoencoder gradient took 6.5x longer).
 
 The stride-2 transposed convolution (the decoder's layers, and the input gradient of a stride-2 convolution) is,
 on the CPU, one stride-1 convolution with 4x the output channels followed by a depth-to-space shuffle (the
@@ -32,9 +32,11 @@ t = r + p - 2 j (p the SAME padding before), from input pixel m + j, so
     X[2 m + r] = sum_j Y[m + j] K[r + p - 2 j]      (taps outside 0..k-1 are zero)
 
 and all four (row, column) parities are the output channels of one convolution of Y with the kernel
-W[j, r] = K[r + p - 2 j]. XLA's own transposed convolution is a convolution of Y dilated by zeros
-(``lhs_dilation``). On 2 cores the phase form made the gradient of DSC-Net's whole EYaleB autoencoder 1.25x faster and the
-others' 1.0-1.1x (``benchmarks/speed.py --sections conv``). Stride-1 transposes are XLA's. Other backends
+W[j, r] = K[r + p - 2 j] (itself a window sum where it has at most ``DIRECT_MAX_TERMS`` terms). XLA's own
+transposed convolution is a convolution of Y dilated by zeros (``lhs_dilation``). On 2 cores the phase form
+was 1.4-1.9x faster on the EYaleB decoder's layers and 1.0-3.4x on the others; with the window sums, the
+gradient of a whole autoencoder on all n images became 1.13x (ORL), 1.44x (COIL20), 1.25x (RGRL's MNIST) and
+1.42x (EYaleB) faster (``benchmarks/speed.py --sections conv``). Stride-1 transposes are XLA's. Other backends
 (cuDNN) use their own convolutions throughout.
 """
 from __future__ import annotations
