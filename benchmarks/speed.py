@@ -12,7 +12,7 @@
    MNIST encoder, the LRSC teacher), jaxsc's forward convolution and patch-matrix kernel gradient
    (``jaxsc.models.same_conv``) against lax's convolution and its autodiff; per decoder layer, jaxsc's
    transposed convolution (phase form) against lax's linear transpose; and the gradient of whole autoencoders
-   with either transposed convolution.
+   with jaxsc's convolutions and with those it had before 2026-12-05.
 4. Scaling (``--scaling N ...``): the DSC fine-tune step on MNIST-shaped data (28x28, RGRL's MNIST encoder)
    for growing n: step time and XLA's memory plan of the compiled step (arguments + outputs + temporaries, from
    ``compiled.memory_analysis()``), against the bytes of C alone.
