@@ -439,8 +439,8 @@ def transpose_case(case, repeats: int) -> dict:
         return same_conv_transpose(y, kernel, hw)
 
     fns = {"jaxsc": jax.jit(forward), "lax": jax.jit(_as_before(forward))}
-    return _timed_pair_rows({"model": model, "layer": layer, "shape": shape, "k": k, "cout": shape[-1]},
-                            fns, {name: (y, kernel) for name in fns}, repeats)
+    return _timed_pair({"model": model, "layer": layer, "shape": shape, "k": k, "cout": shape[-1]},
+                       fns, (y, kernel), repeats)
 
 
 def autoencoder_case(case, repeats: int) -> dict:
@@ -455,16 +455,16 @@ def autoencoder_case(case, repeats: int) -> dict:
         return jax.grad(lambda p: jnp.sum((net.apply(p, x) - x) ** 2))(params)
 
     fns = {"jaxsc": jax.jit(gradient), "lax": jax.jit(_as_before(gradient))}
-    return _timed_pair_rows({"model": model, "n": n, "image": image_shape, "kernels": kernels,
-                             "channels": channels}, fns, {name: (params, x) for name in fns}, repeats)
+    return _timed_pair({"model": model, "n": n, "image": image_shape, "kernels": kernels, "channels": channels},
+                       fns, (params, x), repeats)
 
 
-def _timed_pair_rows(row: dict, fns: dict, args: dict, repeats: int) -> dict:
-    """``row`` with the best seconds of each of ``fns`` (compiled first, then taking turns) and the largest
-    relative difference between each jaxsc output and its lax counterpart."""
-    out = {name: jax.block_until_ready(fn(*args[name])) for name, fn in fns.items()}
-    best = interleaved_best({name: lambda fn=fn, a=args[name]: jax.block_until_ready(fn(*a))
-                             for name, fn in fns.items()}, repeats)
+def _timed_pair(row: dict, fns: dict, args: tuple, repeats: int) -> dict:
+    """``row`` with the best seconds of the ``"jaxsc"`` and ``"lax"`` functions of ``fns`` on ``args`` (compiled
+    first, then taking turns) and the largest relative difference between their outputs."""
+    out = {name: jax.block_until_ready(fn(*args)) for name, fn in fns.items()}
+    best = interleaved_best({name: lambda fn=fn: jax.block_until_ready(fn(*args)) for name, fn in fns.items()},
+                            repeats)
     errors = [float(jnp.max(jnp.abs(a - b)) / jnp.max(jnp.abs(b)))
               for a, b in zip(jax.tree.leaves(out["jaxsc"]), jax.tree.leaves(out["lax"]))]
     return {**row, "times": {name: seconds for name, (seconds, _) in best.items()}, "error": max(errors)}
