@@ -140,6 +140,27 @@ def test_patch_kernel_gradient_equals_autodiff_on_any_backend():
         chex.assert_trees_all_close(conv._patch_kernel_gradient(x, dy, 3, stride), autodiff, rtol=1e-4, atol=1e-4)
 
 
+@pytest.mark.skipif(jax.default_backend() != "cpu", reason="the window sums are the CPU's")
+def test_xla_kernel_gradient_holds_no_product_per_window_term(monkeypatch):
+    """Past PATCH_GRADIENT_MAX_ELEMENTS the kernel gradient is XLA's convolution's, not autodiff of the window
+    sum: XLA computed that one as a broadcast product per term, all held at once (the MNIST decoder's last layer,
+    25 terms: 10.5 GB of temporaries in the n = 15000 DSC step, 1.2 GB at n = 2000). The compiled autoencoder
+    gradient must plan no more temporaries than with the patch gradient."""
+    from jaxsc._src.models import conv
+    model = models.ConvAutoencoder((28, 28, 1), (5, 3, 3), (15, 10, 5))
+    x = jax.random.uniform(jax.random.PRNGKey(0), (500, 28, 28, 1))
+    params = model.init(jax.random.PRNGKey(1), x[:2])
+
+    def temporaries(gradient_max):
+        monkeypatch.setattr(conv, "PATCH_GRADIENT_MAX_ELEMENTS", gradient_max)
+        grad = jax.jit(jax.grad(lambda p: jnp.sum((model.apply(p, x) - x) ** 2)))
+        return grad.lower(params).compile().memory_analysis().temp_size_in_bytes
+
+    patch, xla = temporaries(2 ** 26), temporaries(0)
+    assert conv.uses_direct_sum((5, 5, 1, 15))
+    assert xla <= patch, (xla, patch)
+
+
 def test_same_conv_module_equals_flax_conv():
     x = jnp.asarray(np.random.default_rng(3).standard_normal((2, 9, 8, 3)), jnp.float32)
     ours = models.SameConv(5, 3, stride=2)

@@ -193,10 +193,11 @@ def _patch_kernel_gradient(x: jax.Array, dy: jax.Array, k: int, stride: int) -> 
 
 def _kernel_gradient(x: jax.Array, dy: jax.Array, kernel: jax.Array, stride: int) -> jax.Array:
     """d<dy, same_conv(x, K)>/dK at ``kernel``: :func:`_patch_kernel_gradient` where :func:`uses_patch_gradient`,
-    else autodiff."""
+    else the gradient of XLA's convolution (not of :func:`_direct_sum`, whose gradient XLA computed as one
+    broadcast product per term, all of them held at once: 10.5 GB of temporaries in the n = 15000 scaling step)."""
     if uses_patch_gradient(x.shape, kernel.shape[0], stride):
         return _patch_kernel_gradient(x, dy, kernel.shape[0], stride).astype(kernel.dtype)
-    return jax.vjp(lambda k: _forward(x, k, stride), kernel)[1](dy)[0]
+    return jax.vjp(lambda k: _lax_conv(x, k, stride), kernel)[1](dy)[0]
 
 
 @partial(jax.custom_vjp, nondiff_argnums=(2,))
