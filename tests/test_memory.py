@@ -57,3 +57,13 @@ def test_train_refuses_a_run_that_does_not_fit(monkeypatch):
 def test_available_memory_reads_this_machine():
     free = train.available_memory()
     assert free is None or free > 0
+
+
+def test_bfloat16_coef_state_adds_no_temporaries():
+    """The compact Adam computes its update from the stored (rounded) moments: from the float32 ones, XLA kept a
+    copy of C and of m beside the new values (2.5 n x n float32 arrays of temporaries, not 1)."""
+    temps = {}
+    for dtype in (None, "bfloat16"):
+        objective, params, x = _problem(512, dtype)
+        temps[dtype] = train.plan_train_memory(objective, params, x).temp_bytes
+    assert temps["bfloat16"] <= temps[None], temps
