@@ -60,7 +60,10 @@ SUITE_NOTES = {
         "(nbShawnLu/RGRL), where it differs from RGRL's Table 3, run to measure that discrepancy: ORL's script uses "
         "DSC-Net's 3x3@3, 3x3@3, 3x3@5 (Table 3: 5x5@5, 3x3@3, 3x3@3), MNIST's 5x5@20, 3x3@10, 3x3@5 (Table 3: "
         "5x5@15, 3x3@10, 3x3@5). The presets keep the paper's encoders whatever these rows show: choosing between "
-        "the two by ACC would tune on the labels."),
+        "the two by ACC would tune on the labels. `*-bf16-state`: DSC-L2 with C's Adam moments stored in bfloat16 "
+        "(`coef_state_dtype`, the memory option for large n: C and its state take 8 bytes per entry instead of 12), "
+        "the same seeds and so the same pretrained autoencoders as the dsc-l2 rows, run to measure the option's "
+        "effect on accuracy."),
     "udll": "",
 }
 
@@ -75,6 +78,12 @@ def solver_used(solver: str, n: int) -> str:
 def encoder_cell(preset: dict) -> str:
     """The conv encoder of a saved preset, layer by layer: ``5x5@5, 3x3@3, 3x3@3``."""
     return ", ".join(f"{k}x{k}@{c}" for k, c in zip(preset["kernels"], preset["channels"]))
+
+
+def method_cell(r: dict) -> str:
+    """The method, and the dtype of C's Adam moments where a row stored them narrower than float32."""
+    state = r["preset"].get("coef_state_dtype")
+    return r["method"] + (f" (C's Adam moments in {state})" if state else "")
 
 
 def write_table(out_dir: Path, suite: str) -> Path:
@@ -102,7 +111,7 @@ def write_table(out_dir: Path, suite: str) -> Path:
         s = r["summary"]
         paper = PAPER_ACC.get(r["method"], {}).get(r["dataset"])
         secs = seconds_per_seed(r)
-        lines.append(f"| {r['dataset']} (n={r['n']}) | {r['method']} | {encoder_cell(r['preset'])} | "
+        lines.append(f"| {r['dataset']} (n={r['n']}) | {method_cell(r)} | {encoder_cell(r['preset'])} | "
                      f"{diagonal_cell(r)} | {len(r['seeds'])} | "
                      f"{mean_std(s, 'acc')} | "
                      f"{s['acc']['max']:.4f} | {mean_std(s, 'nmi')} | {mean_std(s, 'purity')} | "
