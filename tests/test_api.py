@@ -25,7 +25,7 @@ def test_estimator_end_to_end():
 def test_estimators_follow_the_scikit_learn_protocol():
     model = jaxsc.RGRL(n_clusters=3, seed=1, finetune_steps=5)
     assert model.get_params() == {"n_clusters": 3, "preset": None, "method": None, "seed": 1,
-                                  "autoencoder_params": None, "matmul_dtype": None, "verbose": False,
+                                  "autoencoder_params": None, "verbose": False,
                                   "finetune_steps": 5}
     assert repr(model) == "RGRL(finetune_steps=5, n_clusters=3, seed=1)"
     twin = sklearn.base.clone(model)

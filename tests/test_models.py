@@ -204,6 +204,17 @@ def test_mlp_autoencoder_layout():
                      (500, 20)]
 
 
+def _equations(jaxpr):
+    """Every equation of ``jaxpr`` and of the jaxprs nested in its equations' parameters."""
+    for eqn in jaxpr.eqns:
+        yield eqn
+        for value in eqn.params.values():
+            for sub in value if isinstance(value, (tuple, list)) else (value,):
+                inner = getattr(sub, "jaxpr", sub)
+                if hasattr(inner, "eqns"):
+                    yield from _equations(inner)
+
+
 class SelfExpressionTest(chex.TestCase):
     @chex.variants(with_jit=True, without_jit=True)
     def test_matches_numpy(self):
@@ -220,6 +231,28 @@ class SelfExpressionTest(chex.TestCase):
         out = models.self_express(c, z, matmul_dtype=jnp.bfloat16)
         assert out.dtype == jnp.float32
         np.testing.assert_allclose(out, c @ z, rtol=0.05, atol=0.3)
+
+
+    @chex.variants(with_jit=True, without_jit=True)
+    def test_bfloat16_gradients_are_close_and_their_products_narrow(self):
+        """With matmul_dtype the two gradient products, like C Z, take bfloat16 operands and give float32."""
+        rng = np.random.default_rng(4)
+        c, z = rng.standard_normal((48, 48)).astype(np.float32), rng.standard_normal((48, 6)).astype(np.float32)
+        target = rng.standard_normal((48, 6)).astype(np.float32)
+
+        def loss(c, z, dtype):
+            return jnp.sum(jnp.square(models.self_express(c, z, matmul_dtype=dtype) - target))
+
+        got = self.variant(jax.grad(lambda c, z: loss(c, z, jnp.bfloat16), (0, 1)))(c, z)
+        want = jax.grad(lambda c, z: loss(c, z, None), (0, 1))(c, z)
+        for g, w in zip(got, want):
+            assert g.dtype == jnp.float32 and g.shape == w.shape
+            np.testing.assert_allclose(g, w, rtol=0.05, atol=0.05 * float(jnp.max(jnp.abs(w))))
+        jaxpr = jax.make_jaxpr(jax.grad(lambda c, z: loss(c, z, jnp.bfloat16), (0, 1)))(c, z)
+        dots = [e for e in _equations(jaxpr.jaxpr) if e.primitive.name == "dot_general"]
+        assert len(dots) == 3
+        assert all(v.aval.dtype == jnp.bfloat16 for e in dots for v in e.invars)
+        assert all(e.outvars[0].aval.dtype == jnp.float32 for e in dots)
 
 
 class RidgeCoefficientsTest(chex.TestCase):

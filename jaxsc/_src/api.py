@@ -31,12 +31,12 @@ def build_autoencoder(preset: Preset, sample_shape: tuple[int, ...]) -> nn.Modul
     return ConvAutoencoder(tuple(int(s) for s in sample_shape), tuple(preset.kernels), tuple(preset.channels))
 
 
-def build_objective(preset: Preset, model: nn.Module, matmul_dtype: str | None = None) -> SelfExpressiveObjective:
+def build_objective(preset: Preset, model: nn.Module) -> SelfExpressiveObjective:
     """The fine-tuning objective a preset describes."""
     return SelfExpressiveObjective(
         model, w_rec=preset.w_rec, w_reg=preset.w_reg, w_se=preset.w_se, penalty=preset.penalty,
         zero_diagonal=preset.zero_diagonal, lr_net=preset.finetune_lr, lr_coef=preset.finetune_lr,
-        matmul_dtype=matmul_dtype, laplacian=preset.laplacian, self_loops=preset.self_loops, w_raw=preset.w_raw,
+        matmul_dtype=preset.matmul_dtype, laplacian=preset.laplacian, self_loops=preset.self_loops, w_raw=preset.w_raw,
         w_graph=preset.w_graph, w_label=preset.w_label, graph_form=preset.graph_form,
         label_threshold=preset.label_threshold, w_local=preset.w_local, w_distill=preset.w_distill,
         distill_form=preset.distill_form, w_nce=preset.w_nce, nce_temperature=preset.nce_temperature,
@@ -71,7 +71,7 @@ class FitResult(NamedTuple):
 
 
 def fit(x, preset: Preset, autoencoder_params: Any, *, n_clusters: int | None = None, seed: int = 0,
-        steps: int | None = None, matmul_dtype: str | None = None, mesh=None, extras: dict | None = None,
+        steps: int | None = None, mesh=None, extras: dict | None = None,
         check_memory: bool = True, verbose: bool = True) -> FitResult:
     """Full-batch fine-tuning of the autoencoder and C (and PSSC's head) from pretrained ``autoencoder_params``.
 
@@ -84,7 +84,7 @@ def fit(x, preset: Preset, autoencoder_params: Any, *, n_clusters: int | None = 
     """
     x = check_samples(x) * preset.data_scale
     model = build_autoencoder(preset, x.shape[1:])
-    objective = build_objective(preset, model, matmul_dtype)
+    objective = build_objective(preset, model)
     head = {}
     if objective.uses_head:
         if n_clusters is None:
@@ -127,9 +127,8 @@ class RunResult(NamedTuple):
     fitted: FitResult
 
 
-def run(x, n_clusters: int, preset: Preset, *, seed: int = 0, autoencoder_params: Any = None,
-        matmul_dtype: str | None = None, mesh=None, fitted: FitResult | None = None,
-        verbose: bool = True) -> RunResult:
+def run(x, n_clusters: int, preset: Preset, *, seed: int = 0, autoencoder_params: Any = None, mesh=None,
+        fitted: FitResult | None = None, verbose: bool = True) -> RunResult:
     """Pretrain (unless ``autoencoder_params`` are given), fine-tune (C split over ``mesh`` when given),
     cluster. ``fitted``: a :class:`FitResult` of ``x`` to cluster instead of pretraining and fine-tuning (the
     fine-tune from fixed weights is deterministic, so seeds that differ only in the cluster stage share one)."""
@@ -142,8 +141,8 @@ def run(x, n_clusters: int, preset: Preset, *, seed: int = 0, autoencoder_params
     seconds["pretrain"] = time.perf_counter() - start
     start = time.perf_counter()
     if fitted is None:
-        fitted = fit(x, preset, autoencoder_params, n_clusters=n_clusters, seed=seed, matmul_dtype=matmul_dtype,
-                     mesh=mesh, verbose=verbose)
+        fitted = fit(x, preset, autoencoder_params, n_clusters=n_clusters, seed=seed, mesh=mesh,
+                     verbose=verbose)
     elif fitted.coef.shape != (x.shape[0], x.shape[0]):
         raise ValueError(f"fitted C has shape {fitted.coef.shape}, expected ({x.shape[0]}, {x.shape[0]})")
     seconds["finetune"] = time.perf_counter() - start

@@ -46,7 +46,6 @@ class SubspaceClustering(_Estimator):
       seed: seed of initialisation, mini-batch order and the cluster stage.
       autoencoder_params: start fine-tuning from these (e.g. :func:`jaxsc.models.load_reference_weights`)
         instead of pretraining.
-      matmul_dtype: ``None`` or ``"bfloat16"`` for the C Z product.
       verbose: print progress lines.
       **overrides: fields of :class:`jaxsc.presets.Preset` to change (e.g. ``finetune_steps=10``).
 
@@ -56,9 +55,9 @@ class SubspaceClustering(_Estimator):
     default_method = "dsc-l2"
 
     def __init__(self, n_clusters: int, preset: str | None = None, *, method: str | None = None, seed: int = 0,
-                 autoencoder_params=None, matmul_dtype: str | None = None, verbose: bool = False, **overrides):
+                 autoencoder_params=None, verbose: bool = False, **overrides):
         self.n_clusters, self.preset, self.method, self.seed = n_clusters, preset, method, seed
-        self.autoencoder_params, self.matmul_dtype, self.verbose = autoencoder_params, matmul_dtype, verbose
+        self.autoencoder_params, self.verbose = autoencoder_params, verbose
         self.overrides = overrides
 
     def fit(self, x, y=None) -> "SubspaceClustering":
@@ -66,7 +65,7 @@ class SubspaceClustering(_Estimator):
         x = check_samples(x)
         settings = get_preset(self.preset, x.shape[1:], self.method or self.default_method).replace(**self.overrides)
         result = api.run(x, self.n_clusters, settings, seed=self.seed, autoencoder_params=self.autoencoder_params,
-                         matmul_dtype=self.matmul_dtype, verbose=self.verbose)
+                         verbose=self.verbose)
         self.labels_, self.coef_, self.affinity_ = result.labels, result.coef, result.affinity
         self.params_, self.seconds_ = result.params, result.seconds
         return self

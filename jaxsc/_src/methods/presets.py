@@ -80,6 +80,7 @@ class Preset:
     nce_temperature: float = 0.5
     nce_reduction: str = "mean"
     coef_state_dtype: str | None = None
+    matmul_dtype: str | None = None
     finetune_steps: int = 100
     finetune_lr: float = 1e-3
     pretrain_steps: int = 3000

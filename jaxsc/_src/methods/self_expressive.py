@@ -127,7 +127,7 @@ class SelfExpressiveObjective:
       penalty: ``"l2"`` or ``"l1"``.
       zero_diagonal: diag(C) = 0 in every term (masked at the start of the loss, so it gets no gradient).
       lr_net, lr_coef: Adam learning rates of the network (autoencoder and head) and of C.
-      matmul_dtype: ``None`` or ``"bfloat16"`` for the C Z product.
+      matmul_dtype: ``None`` or ``"bfloat16"`` for C Z and its two gradient products (float32 sums).
       laplacian: use RGRL's relation-weighted reconstruction; ``self_loops``: build its graph from S + I.
       w_raw: weight of the raw-space subspace consistency ||X - C X||^2.
       w_graph, w_label: weights of PSSC's pseudo-graph and pseudo-label losses (they need a ``'head'``).

@@ -1,6 +1,8 @@
 """The self-expression layer: an n x n coefficient matrix C with Zc = C Z."""
 from __future__ import annotations
 
+from functools import partial
+
 import jax
 import jax.numpy as jnp
 
@@ -21,16 +23,57 @@ def self_express(coef: jax.Array, z: jax.Array, *, zero_diagonal: bool = False,
       z: ``(n, d)`` latent rows.
       zero_diagonal: force diag(C) = 0 in the forward pass (no n x n mask is built).
       precision: matmul precision passed to ``jnp.matmul``.
-      matmul_dtype: cast both operands to this dtype for the product (e.g. ``jnp.bfloat16``), accumulating
-        in float32.
+      matmul_dtype: the product and its two gradient products with their operands rounded to this dtype (e.g.
+        ``jnp.bfloat16``), accumulating in float32 (:func:`narrow_product`).
     """
     if coef.ndim != 2 or coef.shape[0] != coef.shape[1] or coef.shape[1] != z.shape[0]:
         raise ValueError(f"coefficients {coef.shape} do not match {z.shape[0]} latent rows")
-    a, b = (coef, z) if matmul_dtype is None else (coef.astype(matmul_dtype), z.astype(matmul_dtype))
-    zc = jnp.matmul(a, b, precision=precision, preferred_element_type=jnp.float32).astype(z.dtype)
+    if matmul_dtype is None:
+        zc = jnp.matmul(coef, z, precision=precision, preferred_element_type=jnp.float32).astype(z.dtype)
+    else:
+        zc = narrow_product(coef, z, jnp.dtype(matmul_dtype)).astype(z.dtype)
     if zero_diagonal:
         zc = zc - jnp.diagonal(coef)[:, None] * z
     return zc
+
+
+@partial(jax.custom_vjp, nondiff_argnums=(2,))
+def narrow_product(coef: jax.Array, z: jax.Array, dtype) -> jax.Array:
+    """C Z with both operands rounded to ``dtype`` and the sum in float32; the gradients are the products
+
+        dL/dC = G Z^T,   dL/dZ = C^T G      (G = dL/d(C Z), rounded to ``dtype`` like C and Z),
+
+    also in ``dtype`` with float32 sums and float32 results. (Autodiff of a cast-then-multiply would multiply the
+    float32 G by the rounded operands: float32 products, the slow ones, and gradients rounded to ``dtype``.) On a
+    CPU with bfloat16 matrix units (AMX) the three n x n by n x d products of a DSC step run several times faster
+    in bfloat16 (``benchmarks/speed.py``, step section)."""
+    return jnp.matmul(coef.astype(dtype), z.astype(dtype), preferred_element_type=jnp.float32)
+
+
+def _narrow_product_fwd(coef, z, dtype):
+    # the float32 C is kept (it is alive anyway as a parameter), not a rounded n x n copy
+    return narrow_product(coef, z, dtype), (coef, z)
+
+
+def _transposed(a: jax.Array) -> jax.Array:
+    """``a.T``; on the CPU stored row-major. XLA otherwise folds a transpose into the product's dimension numbers
+    or into its operand's layout, and its CPU bfloat16 products are fast only in the plain row-major form
+    (m, k) x (k, n): 3x slower with a transposed operand (1440 x 1440 by 1440 x 3840, the COIL20 step's shape).
+    The barrier on the flat array keeps XLA from undoing the copy."""
+    if jax.default_backend() != "cpu":
+        return a.T
+    return jax.lax.optimization_barrier(a.T.reshape(-1)).reshape(a.shape[::-1])
+
+
+def _narrow_product_bwd(dtype, residuals, g):
+    coef, z = residuals
+    g = g.astype(dtype)
+    d_coef = jnp.matmul(g, _transposed(z.astype(dtype)), preferred_element_type=jnp.float32)
+    d_z = jnp.matmul(_transposed(coef.astype(dtype)), g, preferred_element_type=jnp.float32)
+    return d_coef.astype(coef.dtype), d_z.astype(z.dtype)
+
+
+narrow_product.defvjp(_narrow_product_fwd, _narrow_product_bwd)
 
 
 def ridge_coefficients(z: jax.Array, reg: float, *, zero_diagonal: bool = False) -> jax.Array:
