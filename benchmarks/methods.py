@@ -63,7 +63,8 @@ SUITE_NOTES = {
         "the two by ACC would tune on the labels. `*-bf16-state`: DSC-L2 with C's Adam moments stored in bfloat16 "
         "(`coef_state_dtype`, the memory option for large n: C and its state take 8 bytes per entry instead of 12), "
         "the same seeds and so the same pretrained autoencoders as the dsc-l2 rows, run to measure the option's "
-        "effect on accuracy."),
+        "effect on accuracy. `*-bf16-matmul`: DSC-L2 with C Z and its two gradient products in bfloat16 with float32 "
+        "sums (`matmul_dtype`: the fast products on CPUs with bfloat16 matrix units, `speed_cpu.md`), likewise."),
     "udll": "",
 }
 
@@ -81,9 +82,11 @@ def encoder_cell(preset: dict) -> str:
 
 
 def method_cell(r: dict) -> str:
-    """The method, and the dtype of C's Adam moments where a row stored them narrower than float32."""
-    state = r["preset"].get("coef_state_dtype")
-    return r["method"] + (f" (C's Adam moments in {state})" if state else "")
+    """The method, and what a row ran narrower than float32: C's Adam moments, the products of C Z."""
+    narrow = [f"{what} in {r['preset'][field]}" for field, what in (("coef_state_dtype", "C's Adam moments"),
+                                                                    ("matmul_dtype", "C Z products"))
+              if r["preset"].get(field)]
+    return r["method"] + (f" ({', '.join(narrow)})" if narrow else "")
 
 
 def write_table(out_dir: Path, suite: str) -> Path:

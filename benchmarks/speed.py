@@ -14,8 +14,8 @@
    transposed convolution (phase form) against lax's linear transpose; and the gradient of whole autoencoders
    with jaxsc's convolutions and with those it had before 2026-12-05.
 4. Scaling (``--scaling N ...``): the DSC fine-tune step on MNIST-shaped data (28x28, RGRL's MNIST encoder)
-   for growing n: step time and XLA's memory plan of the compiled step (arguments + outputs + temporaries, from
-   ``compiled.memory_analysis()``), against the bytes of C alone.
+   for growing n: step time and the peak of XLA's memory plan for the compiled step (arguments + outputs - aliased
+   outputs + temporaries, from ``compiled.memory_analysis()``), against the bytes of C alone.
 5. LRSC distillation (``--sections distill``): the full-batch LRSC fine-tune step (distillation + InfoNCE) on
    MNIST-shaped data with the teacher's heat kernel W recomputed in every step from the features (as before
    2026-11-24) against W computed once and passed in (what ``fit_lrsc`` does now), at the mnist-0-4 protocol's n.
@@ -125,12 +125,13 @@ def cluster_case(n: int, repeats: int, dense_max_n: int = 10 ** 9) -> list:
     return rows
 
 
-def dsc_step_problem(n, shape, kernels, channels, w_reg=1.0, w_se=75.0, coef_state_dtype=None):
+def dsc_step_problem(n, shape, kernels, channels, w_reg=1.0, w_se=75.0, coef_state_dtype=None, matmul_dtype=None):
     """``(state, x, key, objective)`` for a DSC fine-tune step on ``n`` random samples of ``shape``."""
     model = ConvAutoencoder(shape, kernels, channels)
     x = jax.random.uniform(jax.random.PRNGKey(0), (n, *shape))
     params = init_self_expressive_params(model.init(jax.random.PRNGKey(1), x[:2])["params"], n, 1e-8)
-    objective = SelfExpressiveObjective(model, 1.0, w_reg, w_se, coef_state_dtype=coef_state_dtype)
+    objective = SelfExpressiveObjective(model, 1.0, w_reg, w_se, coef_state_dtype=coef_state_dtype,
+                                        matmul_dtype=matmul_dtype)
     state = TrainState(params, objective.optimizer().init(params), jnp.zeros((), jnp.int32),
                        jnp.zeros((), jnp.int32), jnp.zeros(()), {k: jnp.zeros(()) for k in ("rec", "reg", "se")})
     return state, x, jax.random.PRNGKey(2), objective
@@ -156,9 +157,9 @@ def scaling_case(n: int, repeats: int, coef_state_dtype: str | None = None) -> d
                                                 coef_state_dtype=coef_state_dtype)
     plan = plan_from_compiled(train_step.lower(state, x, key, objective).compile(), 0, jax.devices()[0], None)
     step_s, _ = best_of(jax_stepper(state, x, key, objective)[0], repeats)
-    total = plan.argument_bytes + plan.output_bytes + plan.temp_bytes  # 0: the backend gave no analysis
-    return {"n": n, "step_s": step_s, "plan_bytes": total or None, "coef_bytes": 4 * n * n,
-            "temp_bytes": plan.temp_bytes if total else None}
+    analysed = plan.argument_bytes + plan.temp_bytes > 0  # 0: the backend gave no analysis
+    return {"n": n, "step_s": step_s, "peak_bytes": plan.peak_bytes if analysed else None, "coef_bytes": 4 * n * n,
+            "temp_bytes": plan.temp_bytes if analysed else None}
 
 
 def load_port(path: Path):
@@ -232,13 +233,14 @@ def step_case(name: str, port, repeats: int) -> dict:
     assert (preset.kernels, preset.channels, preset.w_reg, preset.w_se, preset.finetune_steps) == (
         case["kernels"], case["channels"], case["w_reg"], case["w_se"], case["epochs"]), name
     case = {**case, "post": preset.post}
-    ours, first = jax_stepper(*dsc_step_problem(case["n"], case["shape"], case["kernels"], case["channels"],
-                                                case["w_reg"], case["w_se"]))
-    steps = {"jaxsc": ours}
+    shape = (case["n"], case["shape"], case["kernels"], case["channels"], case["w_reg"], case["w_se"])
+    ours, first = jax_stepper(*dsc_step_problem(*shape))
+    steps = {"jaxsc": ours, "jaxsc-bf16": jax_stepper(*dsc_step_problem(*shape, matmul_dtype="bfloat16"))[0]}
     if port is not None:
         steps["torch"], port_fit, port_name = port_stepper(port, case)
     best = interleaved_best(steps, repeats)
     row = {"shape": name, "n": case["n"], "epochs": case["epochs"], "jaxsc_s": best["jaxsc"][0],
+           "jaxsc_bf16_s": best["jaxsc-bf16"][0],
            "compile_s": first - best["jaxsc"][0], "jaxsc_fit_s": jax_fit_time(case), "torch_s": None,
            "torch_fit_s": None}
     if port is None:
@@ -277,29 +279,33 @@ def step_section(rows: list) -> list[str]:
              "checkout outside this repo, its model, loss and cluster stage as published) against jaxsc with the same "
              "architecture, loss weights, n and epochs. Whole fit: fine-tune epochs + cluster stage, from a fresh "
              "network on random data (pretraining excluded on both sides: the port has none), jaxsc's compilation "
-             "included.", "",
-             "| shape | n | epochs | jaxsc s/step | compile s | port s/step | step speed-up | jaxsc fit s | "
-             "port fit s | fit speed-up | PyTorch |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+             "included. `bf16`: jaxsc's step with C Z and its two gradient products in bfloat16 with float32 sums "
+             "(`matmul_dtype=\"bfloat16\"`; its accuracy: `rgrl_pssc.md`), against the port in float32.", "",
+             "| shape | n | epochs | jaxsc s/step | compile s | port s/step | step speed-up | bf16 s/step | "
+             "bf16 speed-up | jaxsc fit s | port fit s | fit speed-up | PyTorch |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         measured = r["torch_s"] is not None
         lines.append(f"| {r['shape']} | {r['n']} | {r['epochs']} | {r['jaxsc_s']:.3f} | {r['compile_s']:.2f} | "
-                     + (f"{r['torch_s']:.3f} | {r['torch_s'] / r['jaxsc_s']:.2f}x | {r['jaxsc_fit_s']:.1f} | "
+                     + (f"{r['torch_s']:.3f} | {r['torch_s'] / r['jaxsc_s']:.2f}x | {r['jaxsc_bf16_s']:.3f} | "
+                        f"{r['torch_s'] / r['jaxsc_bf16_s']:.2f}x | {r['jaxsc_fit_s']:.1f} | "
                         f"{r['torch_fit_s']:.1f} | {r['torch_fit_s'] / r['jaxsc_fit_s']:.2f}x | " if measured else
-                        f"- | - | {r['jaxsc_fit_s']:.1f} | - | - | ") + f"{r['torch']} |")
+                        f"- | - | {r['jaxsc_bf16_s']:.3f} | - | {r['jaxsc_fit_s']:.1f} | - | - | ") + f"{r['torch']} |")
     return lines
 
 
 def scaling_section(sizes: list, repeats: int) -> list[str]:
     gib = 2.0 ** 30
     lines = ["## Scaling: DSC fine-tune step on MNIST-shaped data (28x28, 5x5@15, 3x3@10, 3x3@5)", "",
-             f"Measured {datetime.date.today().isoformat()}. XLA's plan for the compiled step: arguments (parameters, "
-             "Adam state, data) + outputs + temporaries (outputs alias the donated arguments). `C state`: dtype of "
-             "C's Adam moments.", "", "| n | C state | s/step | plan GiB | temporaries GiB | C alone GiB |",
+             f"Measured {datetime.date.today().isoformat()}. `peak`: XLA's plan for the compiled step, arguments "
+             "(parameters, Adam state, data) + outputs - the outputs written in place of the donated arguments + "
+             "temporaries. `C state`: dtype of C's Adam moments.", "",
+             "| n | C state | s/step | peak GiB | temporaries GiB | C alone GiB |",
              "|---|---|---|---|---|---|"]
     for n in sizes:
         for dtype in (None, "bfloat16"):
             r = scaling_case(n, max(2, repeats // 2), dtype)
-            plan = "-" if r["plan_bytes"] is None else f"{r['plan_bytes'] / gib:.2f}"
+            plan = "-" if r["peak_bytes"] is None else f"{r['peak_bytes'] / gib:.2f}"
             temp = "-" if r["temp_bytes"] is None else f"{r['temp_bytes'] / gib:.2f}"
             lines.append(f"| {n} | {dtype or 'float32'} | {r['step_s']:.3f} | {plan} | {temp} | "
                          f"{r['coef_bytes'] / gib:.2f} |")
