@@ -87,3 +87,14 @@ def test_methods_extra_row_needs_both_set_and_tag(methods, monkeypatch, capsys):
 
 def test_methods_encoder_cell_names_each_layer(methods):
     assert methods.encoder_cell({"kernels": [5, 3, 3], "channels": [5, 3, 3]}) == "5x5@5, 3x3@3, 3x3@3"
+
+
+def test_methods_method_cell_names_what_ran_narrow(methods):
+    """Rows that ran C's Adam moments or C Z's products in bfloat16 say so; rows saved before those preset fields
+    existed, and float32 rows, show the method alone."""
+    row = {"method": "dsc-l2", "preset": {"kernels": [3]}}
+    assert methods.method_cell(row) == "dsc-l2"
+    assert methods.method_cell({**row, "preset": {"coef_state_dtype": None, "matmul_dtype": None}}) == "dsc-l2"
+    assert methods.method_cell({**row, "preset": {"matmul_dtype": "bfloat16"}}) == "dsc-l2 (C Z products in bfloat16)"
+    both = {**row, "preset": {"coef_state_dtype": "bfloat16", "matmul_dtype": "bfloat16"}}
+    assert methods.method_cell(both) == "dsc-l2 (C's Adam moments in bfloat16, C Z products in bfloat16)"
