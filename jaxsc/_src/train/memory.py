@@ -100,5 +100,5 @@ def check_train_memory(plan: MemoryPlan, headroom: float = 0.9) -> MemoryPlan:
         f"(n x n arrays: C and its optimiser state {plan.square_bytes / GiB:.2f} GiB; temporaries "
         f"{plan.temp_bytes / GiB:.2f} GiB) but only {plan.available_bytes / GiB:.2f} GiB are free. To fit: train on "
         "a sample and label the rest out of sample (jaxsc.fit_large_scale, CLI --subsample M); split C over several "
-        "devices (mesh=...); keep C's Adam moments in bfloat16 (preset coef_state_dtype='bfloat16'); use bfloat16 "
-        "matmuls for C Z (matmul_dtype='bfloat16'). check_memory=False skips this check.")
+        "devices (mesh=...); keep C's Adam moments in bfloat16 (preset coef_state_dtype='bfloat16'). "
+        "check_memory=False skips this check.")
