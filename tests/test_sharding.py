@@ -44,3 +44,28 @@ def test_eight_host_devices_match_one():
     assert result["labels"][0] == result["labels"][1]
     one, per_device = result["plan_arguments"]
     assert 0 < per_device < one  # XLA's per-device plan holds a row block of C and its Adam moments
+
+
+BFLOAT16_PRODUCTS = textwrap.dedent('''
+    import jax, jax.numpy as jnp, numpy as np
+    from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
+    from jaxsc.models import self_express
+    mesh = Mesh(np.array(jax.devices()), ("rows",))
+    rng = np.random.default_rng(0)
+    c = jnp.asarray(rng.standard_normal((40, 40)), jnp.float32)
+    z = jnp.asarray(rng.standard_normal((40, 6)), jnp.float32)
+    grad = jax.jit(jax.grad(lambda c, z: jnp.sum(jnp.sin(self_express(c, z, matmul_dtype=jnp.bfloat16))), (0, 1)))
+    one = grad(c, z)
+    split = grad(jax.device_put(c, NamedSharding(mesh, P("rows", None))), z)
+    assert len(split[0].sharding.device_set) == 8, split[0].sharding
+    for a, b in zip(one, split):
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-5, atol=1e-5)
+''')
+
+
+def test_bfloat16_products_split_over_eight_devices_match_one():
+    """The bfloat16 C Z and its custom gradient products (row-major transposes on the CPU) with C split by rows."""
+    env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=8", JAX_PLATFORMS="cpu")
+    out = subprocess.run([sys.executable, "-c", BFLOAT16_PRODUCTS], env=env, capture_output=True, text=True,
+                         timeout=300)
+    assert out.returncode == 0, out.stderr[-3000:]
