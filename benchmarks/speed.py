@@ -233,9 +233,9 @@ def step_case(name: str, port, repeats: int) -> dict:
     assert (preset.kernels, preset.channels, preset.w_reg, preset.w_se, preset.finetune_steps) == (
         case["kernels"], case["channels"], case["w_reg"], case["w_se"], case["epochs"]), name
     case = {**case, "post": preset.post}
-    shape = (case["n"], case["shape"], case["kernels"], case["channels"], case["w_reg"], case["w_se"])
-    ours, first = jax_stepper(*dsc_step_problem(*shape))
-    steps = {"jaxsc": ours, "jaxsc-bf16": jax_stepper(*dsc_step_problem(*shape, matmul_dtype="bfloat16"))[0]}
+    problem = (case["n"], case["shape"], case["kernels"], case["channels"], case["w_reg"], case["w_se"])
+    ours, first = jax_stepper(*dsc_step_problem(*problem))
+    steps = {"jaxsc": ours, "jaxsc-bf16": jax_stepper(*dsc_step_problem(*problem, matmul_dtype="bfloat16"))[0]}
     if port is not None:
         steps["torch"], port_fit, port_name = port_stepper(port, case)
     best = interleaved_best(steps, repeats)

@@ -232,7 +232,6 @@ class SelfExpressionTest(chex.TestCase):
         assert out.dtype == jnp.float32
         np.testing.assert_allclose(out, c @ z, rtol=0.05, atol=0.3)
 
-
     @chex.variants(with_jit=True, without_jit=True)
     def test_bfloat16_gradients_are_close_and_their_products_narrow(self):
         """With matmul_dtype the two gradient products, like C Z, take bfloat16 operands and give float32."""

@@ -32,12 +32,18 @@ SCRIPT = textwrap.dedent('''
 ''')
 
 
-def test_eight_host_devices_match_one():
+def _run_on_eight_host_devices(script: str, timeout: int) -> str:
+    """``script``'s stdout, run in a fresh process with 8 host CPU devices; its failure fails the test."""
     env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=8", JAX_PLATFORMS="cpu")
-    out = subprocess.run([sys.executable, "-c", SCRIPT], env=env, capture_output=True, text=True, timeout=600)
+    out = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=timeout)
     assert out.returncode == 0, out.stderr[-3000:]
+    return out.stdout
+
+
+def test_eight_host_devices_match_one():
+    stdout = _run_on_eight_host_devices(SCRIPT, timeout=600)
     import json
-    result = json.loads(out.stdout.strip().splitlines()[-1])
+    result = json.loads(stdout.strip().splitlines()[-1])
     single, split = result["loss"]
     assert abs(single - split) <= 1e-4 * abs(single)
     assert result["coef_diff"] <= 1e-3 * result["coef_scale"]
@@ -65,7 +71,4 @@ BFLOAT16_PRODUCTS = textwrap.dedent('''
 
 def test_bfloat16_products_split_over_eight_devices_match_one():
     """The bfloat16 C Z and its custom gradient products (row-major transposes on the CPU) with C split by rows."""
-    env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=8", JAX_PLATFORMS="cpu")
-    out = subprocess.run([sys.executable, "-c", BFLOAT16_PRODUCTS], env=env, capture_output=True, text=True,
-                         timeout=300)
-    assert out.returncode == 0, out.stderr[-3000:]
+    _run_on_eight_host_devices(BFLOAT16_PRODUCTS, timeout=300)
