@@ -57,6 +57,21 @@ def test_functional_core_matches_estimator_pieces():
         jaxsc.run(x[:20], 3, preset, fitted=fitted, verbose=False)
 
 
+def test_fit_calls_stop_check_every_log_every_steps_and_stops_when_it_says_so():
+    x, _ = digits_subset(per_class=10)
+    preset = jaxsc.presets.derive_preset(x.shape[1:]).replace(pretrain_steps=5, finetune_steps=10)
+    ae = jaxsc.pretrain(x, preset, verbose=False)
+    seen = []
+
+    def check(params):  # the fitted parameters at each read: C moves from its constant start
+        seen.append(np.asarray(params["coef"]))
+        return len(seen) == 3
+
+    fitted = jaxsc.fit(x, preset, ae, log_every=2, stop_check=check, verbose=False)
+    assert fitted.steps == 6 and [step for step, _ in fitted.history] == [2, 4, 6]
+    assert len(seen) == 3 and seen[0].shape == (30, 30) and not np.allclose(seen[0], seen[2])
+
+
 def test_bad_input_messages():
     x, _ = digits_subset(per_class=5)
     with pytest.raises(ValueError, match="n_clusters must lie in 2..n = 15, got 16"):

@@ -72,7 +72,8 @@ class FitResult(NamedTuple):
 
 def fit(x, preset: Preset, autoencoder_params: Any, *, n_clusters: int | None = None, seed: int = 0,
         steps: int | None = None, mesh=None, extras: dict | None = None,
-        check_memory: bool = True, verbose: bool = True) -> FitResult:
+        check_memory: bool = True, log_every: int | None = None, stop_check=None,
+        verbose: bool = True) -> FitResult:
     """Full-batch fine-tuning of the autoencoder and C (and PSSC's head) from pretrained ``autoencoder_params``.
 
     ``n_clusters`` is needed by presets with pseudo-supervision (the head has K outputs); ``seed`` initialises
@@ -80,7 +81,9 @@ def fit(x, preset: Preset, autoencoder_params: Any, *, n_clusters: int | None = 
     (:func:`jaxsc.train.shard_sample_matrices`). ``extras``: arrays passed with the data (e.g. LRSC's
     ``{'teacher_weights': W}``, the heat kernel of its teacher's features). ``check_memory``: see
     :func:`jaxsc.train.train` (a ``MemoryError`` with the options that shrink the run, raised before C is
-    allocated, when XLA's plan does not fit).
+    allocated, when XLA's plan does not fit). ``log_every``: steps between progress reads (default a tenth of
+    the run); ``stop_check``: called with the parameters at each read, ``True`` stops (also a hook to trace a
+    run, e.g. ``benchmarks/terms_trace.py``).
     """
     x = check_samples(x) * preset.data_scale
     model = build_autoencoder(preset, x.shape[1:])
@@ -103,8 +106,8 @@ def fit(x, preset: Preset, autoencoder_params: Any, *, n_clusters: int | None = 
         data = {**(data if isinstance(data, dict) else {"x": data}), **extras}
     steps = preset.finetune_steps if steps is None else steps
     result = train(objective, params, data, steps, early_stop=EarlyStop() if preset.early_stop else None,
-                   log_every=max(steps // 10, 1), verbose=verbose, desc="fine-tune", mesh=mesh,
-                   check_memory=check_memory)
+                   log_every=max(steps // 10, 1) if log_every is None else log_every, verbose=verbose,
+                   desc="fine-tune", mesh=mesh, stop_check=stop_check, check_memory=check_memory)
     return FitResult(result.params, result.params["coef"], result.history, result.steps)
 
 

@@ -216,10 +216,14 @@ class SelfExpressiveObjective:
             terms["distill"] = _distillation(z, extras, self.bandwidth, self.distill_form)
         if self.w_nce > 0:
             terms["nce"] = infonce_loss(z, zc, self.nce_temperature, self.nce_reduction)
-        weights = {"rec": self.w_rec, "reg": self.w_reg, "se": self.w_se, "raw": self.w_raw,
-                   "graph": self.w_graph, "label": self.w_label, "local": self.w_local,
-                   "distill": self.w_distill, "nce": self.w_nce}
+        weights = self.term_weights()
         return sum(weights[k] * v for k, v in terms.items()), terms
+
+    def term_weights(self) -> dict:
+        """The weight of each term that :meth:`loss` can return, by the term's name."""
+        return {"rec": self.w_rec, "reg": self.w_reg, "se": self.w_se, "raw": self.w_raw,
+                "graph": self.w_graph, "label": self.w_label, "local": self.w_local,
+                "distill": self.w_distill, "nce": self.w_nce}
 
     def optimizer(self):
         """Adam with ``lr_coef`` for C and ``lr_net`` for everything else."""
