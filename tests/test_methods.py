@@ -6,7 +6,7 @@ import pytest
 from sklearn.neighbors import KNeighborsClassifier
 
 import jaxsc
-from conftest import digits_subset
+from conftest import benchmark_module, digits_subset
 from jaxsc import data, losses, metrics, presets, train
 from jaxsc._src import api, cli
 from jaxsc._src.methods.out_of_sample import encode_in_batches, nearest_neighbor_labels
@@ -166,3 +166,29 @@ def test_cli_methods_and_subsample(capsys):
                      "--set", "pretrain_steps=30", "--set", "finetune_steps=3", "--quiet"])
     assert code == 0
     assert "pssc digits seed 0: ACC" in capsys.readouterr().out
+
+
+def test_terms_trace_splits_the_coefficient_gradient_by_term():
+    """benchmarks/terms_trace.py: each term's weighted value and C-gradient norm; together they are the loss and
+    its gradient with respect to C (PSSC: every term, the head's included)."""
+    x, _ = digits_subset(per_class=8)
+    preset = presets.get_preset(None, x.shape[1:], "pssc").replace(w_reg=0.5, w_raw=0.1)
+    model = api.build_autoencoder(preset, x.shape[1:])
+    objective = api.build_objective(preset, model)
+    ae = model.init(jax.random.PRNGKey(0), x[:2])["params"]
+    params = train.init_self_expressive_params(ae, len(x), 1e-2, latent_dim=int(np.prod(
+        model.apply({"params": ae}, x[:1], method="encode").shape[1:])), n_clusters=3, key=jax.random.PRNGKey(1))
+    params["coef"] = params["coef"] + 1e-2 * jax.random.normal(jax.random.PRNGKey(2), params["coef"].shape)
+    trace = benchmark_module("terms_trace").term_gradients(objective, jnp.asarray(x))(params)
+    assert set(trace) == {"rec", "reg", "se", "raw", "graph", "label"}
+    loss, terms = objective.loss(params, jnp.asarray(x))
+    np.testing.assert_allclose(sum(float(v) for v, _ in trace.values()), float(loss), rtol=1e-5)
+    coef = np.asarray(params["coef"]) * (1 - np.eye(len(x)))  # the loss masks the diagonal (PSSC's diag0)
+    np.testing.assert_allclose(float(trace["reg"][0]), 0.5 * np.sum(coef ** 2), rtol=1e-5)
+    np.testing.assert_allclose(float(trace["reg"][1]), np.linalg.norm(2 * 0.5 * coef), rtol=1e-5)
+    full = jax.grad(lambda c: objective.loss({**params, "coef": c}, jnp.asarray(x))[0])(params["coef"])
+    parts = [jax.grad(lambda c, k=k: objective.term_weights()[k] * objective.loss(
+        {**params, "coef": c}, jnp.asarray(x))[1][k])(params["coef"]) for k in trace]
+    np.testing.assert_allclose(np.asarray(sum(parts)), np.asarray(full), rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose([float(n) for _, n in trace.values()], [np.linalg.norm(p) for p in parts],
+                               rtol=1e-4)

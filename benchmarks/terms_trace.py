@@ -1,0 +1,119 @@
+"""Which loss terms move C: a label-free trace of DSC-family fine-tunes (issue 3: PSSC's collapse on EYaleB).
+
+One seed, one dataset; each method fine-tunes from the autoencoder its benchmark row pretrains (same seed, same
+pretraining settings: ``benchmarks/methods.py`` reuses it) for the preset's step count (``--steps``: another),
+Adam's state carried on. At ``--reads`` evenly spaced steps (:func:`jaxsc.fit`'s ``stop_check``) the trace prints,
+for each term of the method's loss, its weighted value w L and the Frobenius norm of its gradient with respect to
+C, ||d(w L)/dC||_F: the term that dominates that norm is the one that shapes C (Adam divides each entry's summed
+gradient by its running size, so a term whose gradient is a small fraction of the sum barely changes C's path).
+Then C itself: the mean |C_ij|, the mean over rows of max_j |C_ij|, the fraction of negative entries; for PSSC's
+classifier head, the mean of max_k P_ik, the fraction of samples above the pseudo-label threshold and how many
+clusters argmax P uses. ACC of the preset's cluster stage on the current C comes last, for the reader only: no
+setting was chosen from it.
+Writes ``benchmarks/results/terms_trace_<dataset>.md``.
+
+    JAXSC_DATA_DIR=../shared/datasets python benchmarks/terms_trace.py --dataset eyaleb --methods pssc rgrl \
+        --steps 300
+"""
+from __future__ import annotations
+
+import argparse
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from _tables import RESULTS, machine_lines
+
+from jaxsc import data, metrics
+from jaxsc._src.api import build_autoencoder, build_objective, cluster, fit, pretrain
+from jaxsc._src.cli import _PRETRAIN_FIELDS, _machine
+from jaxsc._src.methods.presets import get_preset
+from jaxsc._src.models.classifier import classifier_probs
+
+
+def term_gradients(objective, x):
+    """A jitted ``params -> {term: (w L, ||d(w L)/dC||_F)}`` over the terms ``objective.loss`` returns."""
+    weights = objective.term_weights()
+
+    def weighted(params):
+        return {k: weights[k] * v for k, v in objective.loss(params, x)[1].items()}
+
+    def trace(params):
+        values = weighted(params)
+        out = {}
+        for name in values:
+            grad = jax.grad(lambda coef: weighted({**params, "coef": coef})[name])(params["coef"])
+            out[name] = (values[name], jnp.linalg.norm(grad))
+        return out
+
+    return jax.jit(trace)
+
+
+def coefficient_row(params, model, x, zero_diagonal: bool) -> dict:
+    """Label-free statistics of C (diagonal masked as the loss sees it) and of PSSC's head."""
+    coef = np.array(params["coef"])
+    if zero_diagonal:
+        np.fill_diagonal(coef, 0.0)
+    size = np.abs(coef)
+    row = {"mean |C|": f"{size.mean():.2e}", "row max |C|": f"{size.max(1).mean():.2e}",
+           "C < 0": f"{(coef < 0).mean():.2f}"}
+    if "head" in params:
+        z = model.apply({"params": params["autoencoder"]}, x, method="encode")
+        probs = np.asarray(classifier_probs(params["head"], z))
+        row.update({"head max p": f"{probs.max(1).mean():.3f}", "head p >= 0.8": f"{(probs.max(1) >= 0.8).mean():.2f}",
+                    "head clusters": str(len(np.unique(probs.argmax(1))))})
+    return row
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--dataset", default="eyaleb")
+    parser.add_argument("--methods", nargs="+", default=["pssc", "rgrl"])
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--steps", type=int, default=None, help="fine-tune steps (default: each preset's)")
+    parser.add_argument("--reads", type=int, default=6, help="trace rows per method, evenly spaced")
+    parser.add_argument("--data-dir", default=None)
+    args = parser.parse_args()
+    ds = data.load(args.dataset, data_dir=args.data_dir)
+    pretrained, traces, names = {}, [], []
+    for method in args.methods:
+        preset = get_preset(args.dataset, ds.x.shape[1:], method)
+        key = tuple(getattr(preset, f) for f in _PRETRAIN_FIELDS)
+        if key not in pretrained:
+            pretrained[key] = pretrain(ds.x, preset, seed=args.seed, verbose=False)
+        model = build_autoencoder(preset, ds.x.shape[1:])
+        x = jnp.asarray(ds.x * preset.data_scale)
+        terms = term_gradients(build_objective(preset, model), x)
+        steps = preset.finetune_steps if args.steps is None else args.steps
+        every, rows = max(steps // args.reads, 1), []
+
+        def check(params, method=method, preset=preset, model=model, x=x, terms=terms, rows=rows, every=every,
+                  steps=steps):
+            row = {"method": method, "step": str(min(every * (len(rows) + 1), steps))}  # the last read: at the end
+            for name, (value, norm) in terms(params).items():
+                row[name] = f"{float(value):.3g} ({float(norm):.2g})"
+                names.append(name) if name not in names else None
+            row.update(coefficient_row(params, model, x, preset.zero_diagonal))
+            labels = np.asarray(cluster(params["coef"], ds.n_clusters, preset.post, seed=args.seed).labels)
+            row["ACC"] = f"{metrics.accuracy(ds.y, labels):.4f}"
+            rows.append(row)
+            print(row, flush=True)
+            return False
+
+        fit(ds.x, preset, pretrained[key], n_clusters=ds.n_clusters, seed=args.seed, steps=steps,
+            log_every=every, stop_check=check, verbose=False)
+        traces.extend(rows)
+    columns = (["method", "step"] + names + ["mean |C|", "row max |C|", "C < 0", "head max p", "head p >= 0.8",
+                                             "head clusters", "ACC"])
+    lines = [f"# Which terms move C: {args.dataset}, seed {args.seed}", "",
+             "Generated by `benchmarks/terms_trace.py` (module docstring: what is measured and why). Each term "
+             "column: the weighted term w L and, in brackets, ||d(w L)/dC||_F. ACC is for the reader only.", "",
+             "| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    lines += ["| " + " | ".join(row.get(c, "-") for c in columns) + " |" for row in traces]
+    text = "\n".join(lines + machine_lines([{"machine": _machine()}])[:3])
+    (RESULTS / f"terms_trace_{args.dataset}.md").write_text(text)
+    print(text)
+
+
+if __name__ == "__main__":
+    main()
