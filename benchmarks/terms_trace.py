@@ -85,13 +85,13 @@ def main() -> None:
         x = jnp.asarray(ds.x * preset.data_scale)
         terms = term_gradients(build_objective(preset, model), x)
         steps = preset.finetune_steps if args.steps is None else args.steps
-        every, rows = max(steps // args.reads, 1), []
+        every, rows = -(-steps // args.reads), []  # reads at every, 2 every, ... and at the last step
 
         def check(params, method=method, preset=preset, model=model, x=x, terms=terms, rows=rows, every=every,
                   steps=steps):
             row = {"method": method, "step": str(min(every * (len(rows) + 1), steps))}  # the last read: at the end
             for name, (value, norm) in terms(params).items():
-                row[name] = f"{float(value):.3g} ({float(norm):.2g})"
+                row[name] = f"{float(value) + 0.0:.3g} ({float(norm):.2g})"  # + 0.0: no "-0"
                 names.append(name) if name not in names else None
             row.update(coefficient_row(params, model, x, preset.zero_diagonal))
             labels = np.asarray(cluster(params["coef"], ds.n_clusters, preset.post, seed=args.seed).labels)
