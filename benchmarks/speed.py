@@ -13,6 +13,7 @@
    (``jaxsc.models.same_conv``) against lax's convolution and its autodiff; per decoder layer, jaxsc's
    transposed convolution (phase form) against lax's linear transpose; and the gradient of whole autoencoders
    with jaxsc's convolutions and with those it had before 2026-12-05.
+   ``--sections products``: the step's three n x n by n x d products alone, XLA against torch.
 4. Scaling (``--scaling N ...``): the DSC fine-tune step on MNIST-shaped data (28x28, RGRL's MNIST encoder)
    for growing n: step time and the peak of XLA's memory plan for the compiled step (arguments + outputs - aliased
    outputs + temporaries, from ``compiled.memory_analysis()``), against the bytes of C alone.
@@ -250,7 +251,7 @@ def step_case(name: str, port, repeats: int) -> dict:
     return row
 
 
-SECTIONS = ("cluster", "step", "conv", "scaling", "distill")
+SECTIONS = ("cluster", "step", "products", "conv", "scaling", "distill")
 
 
 def cluster_section(rows: list, dense_max_n: int) -> list[str]:
@@ -270,6 +271,58 @@ def cluster_section(rows: list, dense_max_n: int) -> list[str]:
     for r in rows:
         lines.append(f"| {r['n']} | {r['solver']} | {r['jaxsc_s']:.3f} | {r['compile_s']:.2f} | "
                      f"{r['reference_s']:.3f} | {r['ratio']:.1f}x | {r['acc_jaxsc']:.4f} | {r['acc_reference']:.4f} |")
+    return lines
+
+
+def products_case(name: str, repeats: int) -> dict:
+    """The three n x n by n x d products of a DSC step at the case's shape (C Z, its gradient with respect to C,
+    dZc Z^T, and with respect to Z, C^T dZc), each jitted alone in float32, against torch's (2 threads as the
+    port), taking turns; ``None`` on the torch side without torch."""
+    case = STEP_CASES[name]
+    model = ConvAutoencoder(case["shape"], case["kernels"], case["channels"])
+    latent = jax.eval_shape(lambda v: model.init_with_output(jax.random.PRNGKey(0), v, method="encode")[0],
+                            jax.ShapeDtypeStruct((1, *case["shape"]), jnp.float32))
+    n, d = case["n"], int(np.prod(latent.shape[1:]))
+    keys = jax.random.split(jax.random.PRNGKey(0), 3)
+    coef, z, grad = (jax.random.normal(keys[0], (n, n)), jax.random.normal(keys[1], (n, d)),
+                     jax.random.normal(keys[2], (n, d)))
+    forms = {"C Z": (lambda c, z, g: c @ z), "dZc Z^T": (lambda c, z, g: g @ z.T),
+             "C^T dZc": (lambda c, z, g: c.T @ g)}
+    try:
+        import torch
+        torch.set_num_threads(2)
+        tensors = [torch.from_numpy(np.asarray(a)) for a in (coef, z, grad)]
+    except ImportError:
+        torch = None
+    rows = []
+    for form, fn in forms.items():
+        jitted = jax.jit(fn)
+        sides = {"xla": lambda: jax.block_until_ready(jitted(coef, z, grad))}
+        if torch is not None:
+            sides["torch"] = lambda fn=fn: fn(*tensors)
+        for side in sides.values():
+            side()
+        best = interleaved_best(sides, repeats)
+        rows.append({"shape": name, "n": n, "d": d, "form": form, "xla_s": best["xla"][0],
+                     "torch_s": best["torch"][0] if torch is not None else None,
+                     "torch": f"torch {torch.__version__}" if torch is not None else "torch not installed"})
+    return rows
+
+
+def products_section(rows: list) -> list[str]:
+    lines = ["## C Z products alone: XLA against torch", "",
+             f"Measured {datetime.date.today().isoformat()}. The three products of a DSC step whose cost grows as "
+             "n^2 d (the forward C Z and its two gradient products), each on its own, float32, XLA (jitted) "
+             "against torch (2 threads, as the port's step), taking turns. On this CPU they are most of both "
+             "steps (a profile of jaxsc's COIL20 step, 2026-12-06: the three took about 121 of 193 ms), so the "
+             "float32 step ratio of the section above follows from this one.", "",
+             "| shape | n | d | product | XLA s | torch s | XLA speed-up | PyTorch |",
+             "|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        measured = r["torch_s"] is not None
+        lines.append(f"| {r['shape']} | {r['n']} | {r['d']} | {r['form']} | {r['xla_s']:.4f} | "
+                     + (f"{r['torch_s']:.4f} | {r['torch_s'] / r['xla_s']:.2f}x | " if measured else "- | - | ")
+                     + f"{r['torch']} |")
     return lines
 
 
@@ -529,7 +582,8 @@ def previous_sections(path: Path) -> dict:
     """The ``## `` sections of an earlier result file, keyed like ``SECTIONS`` (to keep those not re-run)."""
     if not path.exists():
         return {}
-    titles = {"## Cluster stage": "cluster", "## DSC fine-tune step": "step", "## Convolutions": "conv",
+    titles = {"## Cluster stage": "cluster", "## DSC fine-tune step": "step", "## C Z products": "products",
+              "## Convolutions": "conv",
               "## Scaling": "scaling", "## LRSC distillation": "distill"}
     found = {}
     for chunk in path.read_text().split("\n## ")[1:]:
@@ -567,6 +621,9 @@ def main() -> None:
             except ImportError as err:
                 print(f"PyTorch side not measured: {err}")
         built["step"] = step_section([step_case(name, port, args.repeats) for name in STEP_CASES])
+    if "products" in sections:
+        built["products"] = products_section([row for name in STEP_CASES
+                                              for row in products_case(name, args.repeats)])
     if "cluster" in sections:
         built["cluster"] = cluster_section([row for n in args.cluster_n
                                             for row in cluster_case(n, args.repeats, args.dense_max_n)],
