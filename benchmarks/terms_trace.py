@@ -27,7 +27,7 @@ from _tables import RESULTS, machine_lines
 from jaxsc import data, metrics
 from jaxsc._src.api import build_autoencoder, build_objective, cluster, fit, pretrain
 from jaxsc._src.cli import _PRETRAIN_FIELDS, _machine
-from jaxsc._src.methods.presets import get_preset
+from jaxsc._src.methods.presets import METHODS, PRESETS, get_preset
 from jaxsc._src.models.classifier import classifier_probs
 
 
@@ -77,7 +77,8 @@ def main() -> None:
     ds = data.load(args.dataset, data_dir=args.data_dir)
     pretrained, traces, names = {}, [], []
     for method in args.methods:
-        preset = get_preset(args.dataset, ds.x.shape[1:], method)
+        known = args.dataset in PRESETS[METHODS[method].family]  # else derived from the sample shape
+        preset = get_preset(args.dataset if known else None, ds.x.shape[1:], method)
         key = tuple(getattr(preset, f) for f in _PRETRAIN_FIELDS)
         if key not in pretrained:
             pretrained[key] = pretrain(ds.x, preset, seed=args.seed, verbose=False)
@@ -87,12 +88,12 @@ def main() -> None:
         steps = preset.finetune_steps if args.steps is None else args.steps
         every, rows = -(-steps // args.reads), []  # reads at every, 2 every, ... and at the last step
 
-        def check(params, method=method, preset=preset, model=model, x=x, terms=terms, rows=rows, every=every,
-                  steps=steps):
+        def check(params):  # called during this iteration's fit only: the loop's names are this method's
             row = {"method": method, "step": str(min(every * (len(rows) + 1), steps))}  # the last read: at the end
             for name, (value, norm) in terms(params).items():
                 row[name] = f"{float(value) + 0.0:.3g} ({float(norm):.2g})"  # + 0.0: no "-0"
-                names.append(name) if name not in names else None
+                if name not in names:
+                    names.append(name)
             row.update(coefficient_row(params, model, x, preset.zero_diagonal))
             labels = np.asarray(cluster(params["coef"], ds.n_clusters, preset.post, seed=args.seed).labels)
             row["ACC"] = f"{metrics.accuracy(ds.y, labels):.4f}"
