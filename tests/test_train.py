@@ -72,6 +72,19 @@ def test_separate_learning_rates_for_coef_and_network():
     assert not np.allclose(out.params["autoencoder"]["enc0_kernel"], ae["enc0_kernel"])
 
 
+def test_progress_line_names_the_terms_of_the_last_step(capsys):
+    model, ae = _autoencoder()
+    objective = train.SelfExpressiveObjective(model, w_se=2.0)
+    out = train.train(objective, train.init_self_expressive_params(ae, 24, 1e-4), _images(), 2, log_every=2,
+                      desc="ft")
+    line = capsys.readouterr().err.strip().splitlines()[-1]
+    assert line.startswith(f"[ft] step 2/2 loss {out.history[-1][1]:.6g} (rec ") and ", reg " in line
+    assert ", se " in line and " elapsed " in line
+    # a single-term objective (pretraining): the loss alone
+    train.train(train.ReconstructionObjective(model), ae, _images(), 1, desc="pre")
+    assert " (rec" not in capsys.readouterr().err
+
+
 def test_dsc_loss_terms_and_gradient():
     model, ae = _autoencoder()
     x = _images()

@@ -157,6 +157,14 @@ def plan_train_memory(objective, params, data, *, batch_size: int | None = None,
     return plan_from_compiled(compiled, square_bytes(state, n) // per_device, device, available_memory(device))
 
 
+def _terms_text(aux) -> str:
+    """`` (rec 1.2e+04, se 3.4e+05)`` for an objective whose auxiliary output names two or more scalar terms
+    (unweighted, as ``loss`` returns them); empty otherwise."""
+    if not isinstance(aux, dict) or len(aux) < 2 or any(jnp.ndim(v) for v in aux.values()):
+        return ""
+    return " (" + ", ".join(f"{name} {float(value):.3g}" for name, value in aux.items()) + ")"
+
+
 def train(objective, params, data, steps: int, *, key: jax.Array | None = None, batch_size: int | None = None,
           early_stop: EarlyStop | None = None, log_every: int = 50, verbose: bool = True,
           desc: str = "train", mesh: Mesh | None = None,
@@ -172,7 +180,8 @@ def train(objective, params, data, steps: int, *, key: jax.Array | None = None, 
       batch_size: mini-batch size; ``None`` trains on the full batch every step.
       early_stop: optional :class:`EarlyStop` on ``objective.monitored(params)``.
       log_every: the host reads the loss (one device sync) every this many steps.
-      verbose: print a progress line (step, loss, elapsed) to stderr at each read.
+      verbose: print a progress line (step, loss, the objective's terms unweighted when it names several,
+        elapsed) to stderr at each read.
       desc: label of the progress lines.
       mesh: split C (every ``(n, n)`` parameter) and its optimiser state by rows over this device mesh; the
         data and the network are replicated (:func:`shard_sample_matrices`).
@@ -211,8 +220,8 @@ def train(objective, params, data, steps: int, *, key: jax.Array | None = None, 
             stopped = stopped or (stop_check is not None and bool(stop_check(state.params)))
             if verbose:
                 tail = " (early stop)" if stopped else ""
-                print(f"[{desc}] step {taken}/{steps} loss {loss:.6g} elapsed {time.perf_counter() - start:.1f}s"
-                      f"{tail}", file=sys.stderr, flush=True)
+                print(f"[{desc}] step {taken}/{steps} loss {loss:.6g}{_terms_text(state.aux)} elapsed "
+                      f"{time.perf_counter() - start:.1f}s{tail}", file=sys.stderr, flush=True)
             if not bool(jnp.isfinite(state.loss)):
                 raise FloatingPointError(f"[{desc}] loss became {loss} at step {taken}; lower the learning rate")
             if stopped:
