@@ -7,11 +7,11 @@ for each term of the method's loss, its weighted value w L and the Frobenius nor
 C, ||d(w L)/dC||_F: the term that dominates that norm is the one that shapes C (Adam divides each entry's summed
 gradient by its running size, so a term whose gradient is a small fraction of the sum barely changes C's path).
 Then C itself: the mean |C_ij|, the mean over rows of max_j |C_ij|, the fraction of negative entries; for PSSC's
-classifier head, the mean of max_k P_ik, the fraction of samples above the pseudo-label threshold and how many
-clusters argmax P uses. ACC of the preset's cluster stage on the current C comes last, for the reader only: no
-setting was chosen from it.
-Writes ``benchmarks/results/terms_trace_<dataset>.md`` (with ``--set F=V --tag T``, every method's preset changed:
-``terms_trace_<dataset>-<T>.md``).
+classifier head, the mean of max_k P_ik, the fraction of samples at or above the pseudo-label threshold (0.8) and
+how many clusters argmax P uses. ACC of the preset's cluster stage on the current C comes last, for the reader
+only: no setting was chosen from it.
+Writes ``benchmarks/results/terms_trace_<dataset>.md`` (with ``--set F=V --tag T``, every method's preset
+changed: ``terms_trace_<dataset>-<T>.md``).
 
     JAXSC_DATA_DIR=../shared/datasets python benchmarks/terms_trace.py --dataset eyaleb --methods pssc rgrl \
         --steps 300
@@ -50,10 +50,11 @@ def term_gradients(objective, x):
     return jax.jit(trace)
 
 
-def coefficient_row(params, model, x, zero_diagonal: bool) -> dict:
-    """Label-free statistics of C (diagonal masked as the loss sees it) and of PSSC's head."""
+def coefficient_row(params, model, x, preset) -> dict:
+    """Label-free statistics of C (diagonal masked as the loss sees it) and of PSSC's head (``head confident``:
+    the share of samples whose largest probability reaches the pseudo-label threshold)."""
     coef = np.array(params["coef"])
-    if zero_diagonal:
+    if preset.zero_diagonal:
         np.fill_diagonal(coef, 0.0)
     size = np.abs(coef)
     row = {"mean |C|": f"{size.mean():.2e}", "row max |C|": f"{size.max(1).mean():.2e}",
@@ -61,7 +62,8 @@ def coefficient_row(params, model, x, zero_diagonal: bool) -> dict:
     if "head" in params:
         z = model.apply({"params": params["autoencoder"]}, x, method="encode")
         probs = np.asarray(classifier_probs(params["head"], z))
-        row.update({"head max p": f"{probs.max(1).mean():.3f}", "head p >= 0.8": f"{(probs.max(1) >= 0.8).mean():.2f}",
+        confident = probs.max(1) >= preset.label_threshold
+        row.update({"head max p": f"{probs.max(1).mean():.3f}", "head confident": f"{confident.mean():.2f}",
                     "head clusters": str(len(np.unique(probs.argmax(1))))})
     return row
 
@@ -101,7 +103,7 @@ def main() -> None:
                 row[name] = f"{float(value) + 0.0:.3g} ({float(norm):.2g})"  # + 0.0: no "-0"
                 if name not in names:
                     names.append(name)
-            row.update(coefficient_row(params, model, x, preset.zero_diagonal))
+            row.update(coefficient_row(params, model, x, preset))
             labels = np.asarray(cluster(params["coef"], ds.n_clusters, preset.post, seed=args.seed).labels)
             row["ACC"] = f"{metrics.accuracy(ds.y, labels):.4f}"
             rows.append(row)
@@ -111,7 +113,7 @@ def main() -> None:
         fit(ds.x, preset, pretrained[key], n_clusters=ds.n_clusters, seed=args.seed, steps=steps,
             log_every=every, stop_check=check, verbose=False)
         traces.extend(rows)
-    columns = (["method", "step"] + names + ["mean |C|", "row max |C|", "C < 0", "head max p", "head p >= 0.8",
+    columns = (["method", "step"] + names + ["mean |C|", "row max |C|", "C < 0", "head max p", "head confident",
                                              "head clusters", "ACC"])
     changed = "".join(f", {k} = {v}" for k, v in args.overrides)
     lines = [f"# Which terms move C: {args.dataset}, seed {args.seed}{changed}", "",
