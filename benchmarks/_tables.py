@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import datetime
 import json
+import sys
 from pathlib import Path
 
 from jaxsc._src.cli import summarize
@@ -30,7 +31,7 @@ def _merge(old: list[dict], new: list[dict]) -> list[dict]:
 # Preset fields added after results were saved, with the value the code had before them: a saved preset without
 # the field is compared as if it had this value.
 ADDED_FIELDS = {"distill_form": "sum", "nce_reduction": "mean", "inner_coef": "step", "meta_pretrain_steps": 0,
-                "inner_max_relative_step": None, "target": "p2"}
+                "inner_max_relative_step": None, "target": "p2", "matmul_dtype": None}
 # Preset fields that act only when a switch of the same preset is on (LRSC's ablation rows): where the switch is
 # off the field is left out of the comparison, so a row without the module merges across changes of its form.
 SWITCHED_FIELDS = {"distill_form": "distill", "nce_reduction": "nce", "inner_coef": "meta",
@@ -53,6 +54,10 @@ def merge_seeds(result: dict, path: Path) -> dict:
     fresh = json.loads(json.dumps({k: result.get(k) for k in ("method", "dataset", "preset", "n")}))
     if any(old.get(k) != fresh[k] for k in ("method", "dataset", "n")) \
             or _compared(old["preset"]) != _compared(fresh["preset"]):
+        was, now = _compared(old["preset"]), _compared(fresh["preset"])
+        fields = sorted(k for k in set(was) | set(now) if was.get(k, "<absent>") != now.get(k, "<absent>"))
+        print(f"replacing {path}: its seeds {[r['seed'] for r in old['seeds']]} ran with another setting "
+              f"({', '.join(fields) or 'method, dataset or n'})", file=sys.stderr, flush=True)
         return result
     metrics = tuple(result["summary"])
     result["seeds"] = _merge(old["seeds"], result["seeds"])

@@ -40,18 +40,22 @@ def test_save_result_replaces_a_file_from_another_preset(tmp_path):
     assert [r["seed"] for r in saved["seeds"]] == [2] and saved["preset"]["p"] == "b"
 
 
-def test_a_preset_field_added_later_merges_only_at_its_former_value(tmp_path):
+@pytest.mark.parametrize("field, former, other", [("distill_form", "sum", "normalized"),
+                                                   ("matmul_dtype", None, "bfloat16")])
+def test_a_preset_field_added_later_merges_only_at_its_former_value(tmp_path, capsys, field, former, other):
     tables = benchmark_module("_tables")
     path = tmp_path / "orl.json"
-    tables.save_result(_result([0], [0.8]), path)  # saved before presets had distill_form
+    tables.save_result(_result([0], [0.8]), path)  # saved before presets had the field
     same = _result([1], [0.6])
-    same["preset"]["distill_form"] = "sum"  # the value the code had before the field
+    same["preset"][field] = former  # the value the code had before the field
     tables.save_result(same, path)
     assert [r["seed"] for r in json.loads(path.read_text())["seeds"]] == [0, 1]
+    assert capsys.readouterr().err == ""
     changed = _result([2], [0.5])
-    changed["preset"]["distill_form"] = "normalized"
+    changed["preset"][field] = other
     tables.save_result(changed, path)
     assert [r["seed"] for r in json.loads(path.read_text())["seeds"]] == [2]
+    assert f"replacing {path}: its seeds [0, 1] ran with another setting ({field})" in capsys.readouterr().err
 
 
 def test_a_switched_off_module_form_does_not_split_a_row(tmp_path):
