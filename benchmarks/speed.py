@@ -313,9 +313,10 @@ def products_section(rows: list) -> list[str]:
     lines = ["## C Z products alone: XLA against torch", "",
              f"Measured {datetime.date.today().isoformat()}. The three products of a DSC step whose cost grows as "
              "n^2 d (the forward C Z and its two gradient products), each on its own, float32, XLA (jitted) "
-             "against torch (2 threads, as the port's step), taking turns. On this CPU they are most of both "
-             "steps (a profile of jaxsc's COIL20 step, 2026-12-06: the three took about 121 of 193 ms), so the "
-             "float32 step ratio of the section above follows from this one.", "",
+             "against torch (2 threads, as the port's step), taking turns. At COIL20's shape they are most of "
+             "the step (a profile of jaxsc's COIL20 step, 2026-12-06: the three took about 121 of 193 ms), so "
+             "the float32 step ratio of the section above follows from these; at ORL's (d = 80) they are a "
+             "small part of it.", "",
              "| shape | n | d | product | XLA s | torch s | XLA speed-up | PyTorch |",
              "|---|---|---|---|---|---|---|---|"]
     for r in rows:
