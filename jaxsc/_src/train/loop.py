@@ -162,7 +162,8 @@ def _terms_text(aux) -> str:
     (unweighted, as ``loss`` returns them); empty otherwise."""
     if not isinstance(aux, dict) or len(aux) < 2 or any(jnp.ndim(v) for v in aux.values()):
         return ""
-    return " (" + ", ".join(f"{name} {float(value):.3g}" for name, value in aux.items()) + ")"
+    values = jax.device_get(aux)  # one transfer for all terms
+    return " (" + ", ".join(f"{name} {float(value):.3g}" for name, value in values.items()) + ")"
 
 
 def train(objective, params, data, steps: int, *, key: jax.Array | None = None, batch_size: int | None = None,
