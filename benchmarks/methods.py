@@ -17,9 +17,9 @@ tells the rows apart where the architecture differs.
     JAXSC_DATA_DIR=../shared/datasets python benchmarks/methods.py --suite rgrl_pssc --datasets mnist-1000 orl coil20
     JAXSC_DATA_DIR=../shared/datasets python benchmarks/methods.py --suite rgrl_pssc --large-scale --seeds 0 1 2
     JAXSC_DATA_DIR=../shared/datasets python benchmarks/methods.py --suite udll --datasets coil20 orl
-    JAXSC_DATA_DIR=../shared/datasets python benchmarks/methods.py --datasets orl --methods rgrl \
+    JAXSC_DATA_DIR=../shared/datasets python benchmarks/methods.py --datasets orl --methods rgrl \\
         --set 'kernels=[3,3,3]' 'channels=[3,3,5]' --tag script-encoder
-    JAXSC_DATA_DIR=../shared/datasets python benchmarks/methods.py --datasets mnist-1000 --methods rgrl rgrl-sc \
+    JAXSC_DATA_DIR=../shared/datasets python benchmarks/methods.py --datasets mnist-1000 --methods rgrl rgrl-sc \\
         --set 'channels=[20,10,5]' --tag script-encoder
     python benchmarks/methods.py --suite udll --table-only
 """

@@ -13,7 +13,7 @@ only: no setting was chosen from it.
 Writes ``benchmarks/results/terms_trace_<dataset>.md`` (with ``--set F=V --tag T``, every method's preset
 changed: ``terms_trace_<dataset>-<T>.md``).
 
-    JAXSC_DATA_DIR=../shared/datasets python benchmarks/terms_trace.py --dataset eyaleb --methods pssc rgrl \
+    JAXSC_DATA_DIR=../shared/datasets python benchmarks/terms_trace.py --dataset eyaleb --methods pssc rgrl \\
         --steps 300
 """
 from __future__ import annotations
