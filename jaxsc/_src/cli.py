@@ -297,8 +297,8 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"{name:10s} LRSC-{penalty.upper()}: meta-learning, teacher distillation and InfoNCE with "
                       "external data (--external / --target-classes)")
             for name, variant in SAI_METHODS.items():
-                print(f"{name:10s} SAI ({variant.upper()}): KL between Euclidean-hinge and "
-                      f"{SAI_VARIANTS[variant]} soft assignments; no C")
+                print(f"{name:10s} SAI ({variant.upper()}): KL between the Euclidean-hinge soft assignment and "
+                      f"the {SAI_VARIANTS[variant]}-distance one; no C")
             return 0
         if args.command == "datasets":
             for name, status, where in availability(args.data_dir):
