@@ -51,6 +51,42 @@ def _numpy_assignments(h, w, metric, r=2.0):
     return normalize(q1), normalize(q2)
 
 
+class ClosenessTest(chex.TestCase):
+    """The three building blocks of the assignments, each against its equation written out in numpy."""
+
+    @chex.variants(with_jit=True, without_jit=True)
+    def test_hinge_closeness(self):
+        z = np.abs(_rand(7, 4))
+        q = self.variant(losses.hinge_closeness)(z)
+        chex.assert_shape(q, (7, 4))
+        assert q.dtype == jnp.float32
+        expected = [[max(0.0, z[i].mean() - z[i, j]) for j in range(4)] for i in range(7)]
+        np.testing.assert_allclose(q, expected, rtol=1e-5, atol=1e-7)
+
+    @chex.variants(with_jit=True, without_jit=True)
+    def test_student_closeness(self):
+        z = np.abs(_rand(7, 4))
+        q = self.variant(losses.student_closeness)(z)
+        chex.assert_shape(q, (7, 4))
+        assert q.dtype == jnp.float32
+        kernel = 1.0 / (1.0 + z.astype(np.float64) ** 2)
+        np.testing.assert_allclose(q, kernel / kernel.sum(1, keepdims=True), rtol=1e-5)
+
+    @chex.variants(with_jit=True, without_jit=True)
+    def test_frequency_normalized(self):
+        q = np.abs(_rand(7, 4)).astype(np.float64)
+        q[0, 1] = 0.0  # a zero closeness stays a zero probability
+        for power in (1.0, 2.0, 3.0):
+            p = self.variant(lambda a, r=power: losses.frequency_normalized(a, r))(q.astype(np.float32))
+            chex.assert_shape(p, (7, 4))
+            assert p.dtype == jnp.float32
+            frequency = q.sum(0)
+            expected = np.array([[q[i, j] ** power / frequency[j] for j in range(4)] for i in range(7)])
+            expected /= expected.sum(1, keepdims=True)
+            np.testing.assert_allclose(p, expected, rtol=1e-4, atol=1e-7, err_msg=f"r = {power}")
+            assert float(p[0, 1]) == 0.0
+
+
 class AssignmentTest(chex.TestCase):
     @chex.variants(with_jit=True, without_jit=True)
     def test_assignments_and_kl_match_numpy(self):
