@@ -52,6 +52,64 @@ def test_svd_affinity_matches_reference_float64():
             np.testing.assert_allclose(np.asarray(ours), ref, atol=1e-5)
 
 
+class SVDEmbeddingTest(chex.TestCase):
+    @chex.variants(with_jit=True, without_jit=True)
+    def test_gram_matches_numpy_svd(self):
+        """The rows of U diag(sqrt(sigma)), L2-normalised: compared through their Gram matrix, which a sign flip of
+        a singular vector leaves unchanged."""
+        data = union_of_subspaces(3, 2, 12, 10, noise=0.05, seed=2)
+        c = _ridge_coefficients(data.x)
+        for add_identity in (False, True):
+            e = self.variant(lambda m, a=add_identity: cluster.svd_embedding(m, 3, 2, a))(c.astype(np.float32))
+            rank = 3 * 2 + 1
+            chex.assert_shape(e, (30, rank))
+            assert e.dtype == jnp.float32
+            m = c - np.diag(np.diag(c)) + np.eye(30) if add_identity else c
+            u, s, _ = np.linalg.svd(0.5 * (m + m.T))
+            rows = u[:, :rank] * np.sqrt(s[:rank])
+            rows /= np.linalg.norm(rows, axis=1, keepdims=True)
+            np.testing.assert_allclose(np.linalg.norm(e, axis=1), 1.0, rtol=1e-5)
+            np.testing.assert_allclose(np.asarray(e) @ np.asarray(e).T, rows @ rows.T, atol=2e-4)
+
+
+class KMeansPlusPlusTest(chex.TestCase):
+    @chex.variants(with_jit=True, without_jit=True)
+    def test_seeds_are_data_points_one_per_separated_blob(self):
+        x, y = make_blobs(n_samples=90, centers=[[0, 0], [100, 0], [0, 100]], cluster_std=0.5, random_state=3)
+        x = x.astype(np.float32)
+        for seed in range(5):
+            centers = np.asarray(self.variant(lambda a, key: cluster.kmeans_plus_plus(a, 3, key))(
+                x, jax.random.PRNGKey(seed)))
+            chex.assert_shape(centers, (3, 2))
+            # each centre is one of the points, and D^2 sampling puts one in each blob (a second pick in the
+            # first blob has probability ~1e-5 per draw at these distances)
+            index = [int(np.argmin(((x - c) ** 2).sum(1))) for c in centers]
+            np.testing.assert_allclose(centers, x[index])
+            assert sorted(y[index]) == [0, 1, 2], f"seed {seed}: centres in blobs {y[index]}"
+
+    def test_bad_k(self):
+        with pytest.raises(ValueError, match="1 <= k <= n"):
+            cluster.kmeans_plus_plus(jnp.zeros((3, 2)), 4, jax.random.PRNGKey(0))
+
+
+@pytest.mark.parametrize("assign", ["discretize", "kmeans"])
+def test_assign_labels_recovers_blocks(assign):
+    """A block-diagonal affinity's normalised embedding: its labels are the blocks."""
+    sizes = (5, 7, 9)
+    w = np.zeros((21, 21), np.float32)
+    start = 0
+    for size in sizes:
+        w[start:start + size, start:start + size] = 1.0
+        start += size
+    vectors, sqrt_degree = cluster.spectral_embedding(jnp.asarray(w + 1e-3), 3)
+    labels = cluster.assign_labels(vectors, sqrt_degree, 3, jax.random.PRNGKey(0), assign)
+    chex.assert_shape(labels, (21,))
+    truth = np.repeat(np.arange(3), sizes)
+    assert metrics.ari(truth, np.asarray(labels)) == 1.0
+    with pytest.raises(ValueError, match="unknown assign mode"):
+        cluster.assign_labels(vectors, sqrt_degree, 3, jax.random.PRNGKey(0), "qr")
+
+
 def test_affinity_properties_and_simple_mode():
     c = np.random.default_rng(3).standard_normal((12, 12)).astype(np.float32)
     a = np.asarray(cluster.svd_affinity(c, 2, 2, 2.0))

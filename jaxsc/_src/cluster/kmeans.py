@@ -24,9 +24,18 @@ def squared_distances(x: jax.Array, centers: jax.Array) -> jax.Array:
     return jnp.maximum(d, 0.0)
 
 
+def _check_data_and_k(x: jax.Array, k: int) -> None:
+    if x.ndim != 2:
+        raise ValueError(f"k-means expects (n, d) data, got shape {x.shape}")
+    if not 1 <= k <= x.shape[0]:
+        raise ValueError(f"k-means needs 1 <= k <= n, got k={k} for n={x.shape[0]}")
+
+
+@partial(jax.jit, static_argnames=("k",))
 def kmeans_plus_plus(x: jax.Array, k: int, key: jax.Array) -> jax.Array:
     """k-means++ seeding: the first centre uniformly, each next one with probability proportional to the
     squared distance to the nearest chosen centre."""
+    _check_data_and_k(x, k)
     n = x.shape[0]
     key, first = jax.random.split(key)
     centers = jnp.zeros((k, x.shape[1]), x.dtype).at[0].set(x[jax.random.randint(first, (), 0, n)])
@@ -74,10 +83,7 @@ def kmeans(x: jax.Array, k: int, key: jax.Array, n_init: int = 10, max_iter: int
     ``tol`` is relative, as in scikit-learn: iterations stop when the squared centre shift falls below
     ``tol * mean(var(x, axis=0))``.
     """
-    if x.ndim != 2:
-        raise ValueError(f"k-means expects (n, d) data, got shape {x.shape}")
-    if not 1 <= k <= x.shape[0]:
-        raise ValueError(f"k-means needs 1 <= k <= n, got k={k} for n={x.shape[0]}")
+    _check_data_and_k(x, k)
     abs_tol = tol * jnp.mean(jnp.var(x, axis=0))
 
     def restart(key):
