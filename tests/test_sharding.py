@@ -72,3 +72,31 @@ BFLOAT16_PRODUCTS = textwrap.dedent('''
 def test_bfloat16_products_split_over_eight_devices_match_one():
     """The bfloat16 C Z and its custom gradient products (row-major transposes on the CPU) with C split by rows."""
     _run_on_eight_host_devices(BFLOAT16_PRODUCTS, timeout=300)
+
+
+SHARDINGS = textwrap.dedent('''
+    import jax, jax.numpy as jnp, numpy as np
+    from jax.sharding import Mesh, PartitionSpec as P
+    from jaxsc.train import sample_matrix_shardings, shard_sample_matrices
+    mesh = Mesh(np.array(jax.devices()), ("rows",))
+    tree = {"coef": jnp.ones((16, 16)), "mu": {"coef": jnp.zeros((16, 16))}, "kernel": jnp.ones((3, 3)),
+            "rows": jnp.ones((16, 4)), "count": jnp.zeros((), jnp.int32)}
+    specs = jax.tree.map(lambda s: s.spec, sample_matrix_shardings(tree, 16, mesh))
+    assert specs == {"coef": P("rows", None), "mu": {"coef": P("rows", None)}, "kernel": P(), "rows": P(),
+                     "count": P()}, specs
+    placed = shard_sample_matrices(tree, 16, mesh)
+    assert placed["coef"].sharding.shard_shape((16, 16)) == (2, 16)
+    assert placed["kernel"].sharding.is_fully_replicated
+    np.testing.assert_array_equal(np.asarray(placed["coef"]), np.ones((16, 16)))
+    try:
+        sample_matrix_shardings({"coef": jnp.ones((12, 12))}, 12, mesh)
+    except ValueError as err:
+        assert "n = 12 samples cannot be split evenly over 8 devices" in str(err), err
+    else:
+        raise AssertionError("n = 12 over 8 devices was accepted")
+''')
+
+
+def test_sample_matrices_split_by_rows_and_the_rest_replicated():
+    """Which leaves :func:`jaxsc.train.shard_sample_matrices` splits: the (n, n) ones (C, its moments)."""
+    _run_on_eight_host_devices(SHARDINGS, timeout=300)
