@@ -1,4 +1,5 @@
 import json
+import warnings
 
 import numpy as np
 import pytest
@@ -6,6 +7,7 @@ import sklearn.base
 
 import jaxsc
 from jaxsc._src import cli
+from jaxsc._src.checks import check_samples
 from jaxsc import data, metrics
 from conftest import digits_subset, needs_data
 
@@ -86,6 +88,19 @@ def test_bad_input_messages():
         jaxsc.DSC(n_clusters=3, preset="coil21").fit(x)
     with pytest.raises(ValueError, match="unknown Preset fields"):
         jaxsc.DSC(n_clusters=3, epochs=3).fit(x)
+
+
+def test_images_outside_unit_range_warn():
+    x, _ = digits_subset(per_class=5)
+    with pytest.warns(UserWarning, match=r"images range over \[0, 255\].*divide 8-bit pixels by 255"):
+        checked = check_samples(np.round(x * 255).astype(np.uint8))
+    assert checked.dtype == np.float32 and checked.max() == 255
+    with pytest.warns(UserWarning, match=r"images range over \[-1, 1\], but the presets are set for pixels in"):
+        check_samples(2 * x - 1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        check_samples(x)  # [0, 1] images, as the loaders return them
+        check_samples(np.full((4, 3), 7.0))  # vectors have no range
 
 
 def test_cli_run_and_datasets(tmp_path, capsys):

@@ -3,12 +3,15 @@ names the problem. The shape checks read static shapes only, so they also run wh
 traced."""
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 
 
 def check_samples(x) -> np.ndarray:
     """float32 images ``(n, H, W, C)`` (``(n, H, W)`` gets a channel) or vectors ``(n, D)``; raises a clear
-    error for other shapes or non-finite values."""
+    error for other shapes or non-finite values, and warns when images lie outside [0, 1], the pixel range
+    the presets are set for (the loaders return it; a preset's ``data_scale`` rescales from there)."""
     x = np.asarray(x, dtype=np.float32)
     if x.ndim == 3:
         x = x[..., None]
@@ -18,6 +21,9 @@ def check_samples(x) -> np.ndarray:
         raise ValueError(f"need at least 2 samples, got {x.shape[0]}")
     if not np.all(np.isfinite(x)):
         raise ValueError(f"the input contains {int((~np.isfinite(x)).sum())} NaN or inf values")
+    if x.ndim == 4 and (x.min() < 0.0 or x.max() > 1.0):
+        warnings.warn(f"images range over [{x.min():g}, {x.max():g}], but the presets are set for pixels in [0, 1] "
+                      "(divide 8-bit pixels by 255)")
     return x
 
 
