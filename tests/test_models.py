@@ -288,3 +288,20 @@ def test_init_coefficients_and_errors():
         models.init_coefficients(1)
     with pytest.raises(ValueError, match="do not match 4 latent rows"):
         models.self_express(jnp.zeros((3, 3)), jnp.zeros((4, 2)))
+
+
+class ClassifierTest(chex.TestCase):
+    @chex.variants(with_jit=True, without_jit=True)
+    def test_probs_are_the_softmax_of_the_flattened_rows(self):
+        head = models.init_classifier(jax.random.PRNGKey(0), 12, 4)
+        bound = np.sqrt(6.0 / (12 + 4))  # Xavier-uniform
+        assert head["kernel"].shape == (12, 4) and float(jnp.max(jnp.abs(head["kernel"]))) <= bound
+        np.testing.assert_array_equal(head["bias"], np.zeros(4))
+        head = {**head, "bias": jnp.arange(4.0) / 10}
+        z = np.random.default_rng(1).standard_normal((5, 2, 3, 2)).astype(np.float32)
+        probs = self.variant(models.classifier_probs)(head, z)
+        chex.assert_shape(probs, (5, 4))
+        assert probs.dtype == jnp.float32
+        logits = z.reshape(5, 12).astype(np.float64) @ np.asarray(head["kernel"], np.float64) + np.asarray(head["bias"])
+        expected = np.exp(logits - logits.max(1, keepdims=True))
+        np.testing.assert_allclose(probs, expected / expected.sum(1, keepdims=True), rtol=1e-5)
