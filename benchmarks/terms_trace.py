@@ -10,8 +10,8 @@ Then C itself: the mean |C_ij|, the mean over rows of max_j |C_ij|, the fraction
 classifier head, the mean of max_k P_ik, the fraction of samples at or above the pseudo-label threshold (0.8) and
 how many clusters argmax P uses. ACC of the preset's cluster stage on the current C comes last, for the reader
 only: no setting was chosen from it.
-Writes ``benchmarks/results/terms_trace_<dataset>.md`` (with ``--set F=V --tag T``, every method's preset
-changed: ``terms_trace_<dataset>-<T>.md``).
+Writes ``benchmarks/results/terms_trace_<dataset>.md`` (with ``--tag T``: ``terms_trace_<dataset>-<T>.md``, for
+a trace with every method's preset changed by ``--set F=V``, which needs a tag, or of other methods).
 
     JAXSC_DATA_DIR=../shared/datasets python benchmarks/terms_trace.py --dataset eyaleb --methods pssc rgrl \\
         --steps 300
@@ -78,10 +78,11 @@ def main() -> None:
     parser.add_argument("--data-dir", default=None)
     parser.add_argument("--set", dest="overrides", type=parse_override, nargs="+", default=[],
                         metavar="FIELD=VALUE", help="preset fields changed for every method (needs --tag)")
-    parser.add_argument("--tag", default=None, help="names the file: terms_trace_<dataset>-<tag>.md")
+    parser.add_argument("--tag", default=None, help="names the file: terms_trace_<dataset>-<tag>.md (a changed "
+                        "trace, or more methods beside a file already written)")
     args = parser.parse_args()
-    if bool(args.overrides) != bool(args.tag):
-        parser.error("--set and --tag go together: a changed trace needs its own file name")
+    if args.overrides and not args.tag:
+        parser.error("--set needs --tag: a changed trace needs its own file name")
     suffix = f"-{args.tag}" if args.tag else ""
     ds = data.load(args.dataset, data_dir=args.data_dir)
     pretrained, traces, names = {}, [], []
