@@ -67,3 +67,19 @@ def test_bfloat16_coef_state_adds_no_temporaries():
         objective, params, x = _problem(512, dtype)
         temps[dtype] = train.plan_train_memory(objective, params, x).temp_bytes
     assert temps["bfloat16"] <= temps[None], temps
+
+
+def test_cluster_stage_holds_at_most_one_square_temporary():
+    """XLA's plan for the thresholded C and the iterative (large n) cluster stage, beside C itself: the
+    threshold levels are found without an n x n temporary, and the stage holds one, the symmetric part of the
+    thresholded C that its randomized subspace iteration multiplies (two before 2026-12-06)."""
+    from jaxsc import cluster
+    from jaxsc._src.cluster.pipeline import _cluster
+
+    n = 2048
+    coef, square = jax.ShapeDtypeStruct((n, n), jnp.float32), 4 * n * n
+    threshold = jax.jit(lambda c: cluster.threshold_coefficients(c, 0.2)).lower(coef).compile()
+    assert threshold.memory_analysis().temp_size_in_bytes <= 0.1 * square
+    post = cluster.PostConfig(threshold=0.2, subspace_dim=5, power=4.0, add_identity=True, solver="iterative")
+    stage = _cluster.lower(coef, 10, post, jax.ShapeDtypeStruct((2,), jnp.uint32)).compile()
+    assert stage.memory_analysis().temp_size_in_bytes <= 1.25 * square
