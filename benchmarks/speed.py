@@ -17,7 +17,12 @@
 4. Scaling (``--scaling N ...``): the DSC fine-tune step on MNIST-shaped data (28x28, RGRL's MNIST encoder)
    for growing n: step time and the peak of XLA's memory plan for the compiled step (arguments + outputs - aliased
    outputs + temporaries, from ``compiled.memory_analysis()``), against the bytes of C alone.
-5. LRSC distillation (``--sections distill``): the full-batch LRSC fine-tune step (distillation + InfoNCE) on
+5. Dense C at large n (``--large N ...``): DSC-L2 end to end (pretraining, full-batch fine-tune with the dense
+   n x n C, the cluster stage, which takes its iterative solver past ``jaxsc.cluster.LARGE_N``) on n MNIST-shaped
+   samples of a union of subspaces, each stage timed to its finished result, with the peak memory and the
+   accuracy on the subspace labels. C's Adam moments are float32 where ``jaxsc.fit``'s memory check passes,
+   else bfloat16 (the issue's n = 70,000 on one 80 GB GPU needs them).
+6. LRSC distillation (``--sections distill``): the full-batch LRSC fine-tune step (distillation + InfoNCE) on
    MNIST-shaped data with the teacher's heat kernel W recomputed in every step from the features (as before
    2026-11-24) against W computed once and passed in (what ``fit_lrsc`` does now), at the mnist-0-4 protocol's n.
 
@@ -27,15 +32,18 @@ filtered embedding), and past ``jaxsc.cluster.LARGE_N`` also ``iterative`` (spar
 
     python benchmarks/speed.py --dscnet-port ../DSC-Net --cluster-n 1000 1440 5000 10000 \\
         --scaling 1000 2000 5000 10000 20000
+    python benchmarks/speed.py --sections large --large 5000 20000 70000
 """
 from __future__ import annotations
 
 import argparse
 import datetime
 import platform
+import resource
 import sys
 import time
 from pathlib import Path
+from typing import Callable
 from unittest import mock
 
 import jax
@@ -183,9 +191,11 @@ def port_stepper(port, case: dict):
 
     port_main, port_post = port
     h, w, cin = case["shape"]
+    device, sync, described = torch_side(torch)
     torch.manual_seed(0)
-    net = port_main.DSCNet(channels=[cin, *case["channels"]], kernels=list(case["kernels"]), num_sample=case["n"])
-    x = torch.rand(case["n"], cin, h, w)
+    net = port_main.DSCNet(channels=[cin, *case["channels"]], kernels=list(case["kernels"]),
+                           num_sample=case["n"]).to(device)
+    x = torch.rand(case["n"], cin, h, w).to(device)
     opt = torch.optim.Adam(net.parameters(), lr=1e-3)
 
     def step():
@@ -194,16 +204,26 @@ def port_stepper(port, case: dict):
         opt.zero_grad()
         loss.backward()
         opt.step()
+        sync()
 
     def fit():
         for _ in range(case["epochs"]):
             step()
-        coef = net.self_expression.Coefficient.detach().numpy()
+        coef = net.self_expression.Coefficient.detach().cpu().numpy()
         post = case["post"]
         port_post.spectral_clustering(coef, case["k"], post.subspace_dim, post.threshold, post.power)
 
     step()
-    return step, fit, f"torch {torch.__version__}, {torch.get_num_threads()} threads"
+    return step, fit, described
+
+
+def torch_side(torch) -> tuple[str, Callable[[], None], str]:
+    """``(device, sync, description)`` of the PyTorch side: on the GPU when jax runs on one (both sides on the
+    same kind of device; ``sync`` waits for its queued work, as ``block_until_ready`` on the jax side), else on
+    the CPU."""
+    if jax.default_backend() == "gpu" and torch.cuda.is_available():
+        return "cuda", torch.cuda.synchronize, f"torch {torch.__version__}, {torch.cuda.get_device_name()}"
+    return "cpu", lambda: None, f"torch {torch.__version__}, {torch.get_num_threads()} threads"
 
 
 def jax_fit_time(case: dict) -> float:
@@ -251,7 +271,7 @@ def step_case(name: str, port, repeats: int) -> dict:
     return row
 
 
-SECTIONS = ("cluster", "step", "products", "conv", "scaling", "distill")
+SECTIONS = ("cluster", "step", "products", "conv", "scaling", "large", "distill")
 
 
 def cluster_section(rows: list, dense_max_n: int) -> list[str]:
@@ -291,21 +311,21 @@ def products_case(name: str, repeats: int) -> dict:
     try:
         import torch
         torch.set_num_threads(2)
-        tensors = [torch.from_numpy(np.asarray(a)) for a in (coef, z, grad)]
+        device, sync, described = torch_side(torch)
+        tensors = [torch.from_numpy(np.asarray(a)).to(device) for a in (coef, z, grad)]
     except ImportError:
-        torch = None
+        torch, described = None, "torch not installed"
     rows = []
     for form, fn in forms.items():
         jitted = jax.jit(fn)
         sides = {"xla": lambda: jax.block_until_ready(jitted(coef, z, grad))}
         if torch is not None:
-            sides["torch"] = lambda fn=fn: fn(*tensors)
+            sides["torch"] = lambda fn=fn: (fn(*tensors), sync())
         for side in sides.values():
             side()
         best = interleaved_best(sides, repeats)
         rows.append({"shape": name, "n": n, "d": d, "form": form, "xla_s": best["xla"][0],
-                     "torch_s": best["torch"][0] if torch is not None else None,
-                     "torch": f"torch {torch.__version__}" if torch is not None else "torch not installed"})
+                     "torch_s": best["torch"][0] if torch is not None else None, "torch": described})
     return rows
 
 
@@ -313,8 +333,8 @@ def products_section(rows: list) -> list[str]:
     lines = ["## C Z products alone: XLA against torch", "",
              f"Measured {datetime.date.today().isoformat()}. The three products of a DSC step whose cost grows as "
              "n^2 d (the forward C Z and its two gradient products), each on its own, float32, XLA (jitted) "
-             "against torch (2 threads, as the port's step), taking turns. At COIL20's shape they are most of "
-             "the step (a profile of jaxsc's COIL20 step, 2026-12-06: the three took about 121 of 193 ms), so "
+             "against torch (its device and threads in the last column), taking turns. At COIL20's shape they are "
+             "most of the step (a profile of jaxsc's COIL20 step, 2026-12-06: the three took about 121 of 193 ms), so "
              "the float32 step ratio of the section above follows from these; at ORL's (d = 80) they are a "
              "small part of it.", "",
              "| shape | n | d | product | XLA s | torch s | XLA speed-up | PyTorch |",
@@ -364,6 +384,79 @@ def scaling_section(sizes: list, repeats: int) -> list[str]:
             lines.append(f"| {n} | {dtype or 'float32'} | {r['step_s']:.3f} | {plan} | {temp} | "
                          f"{r['coef_bytes'] / gib:.2f} |")
     return lines
+
+
+LARGE_CLUSTERS = 10
+LARGE_POST = CLUSTER_POST._replace(solver="auto")  # the iterative solver past cluster.LARGE_N
+
+
+def peak_memory_bytes(device) -> tuple[int, str]:
+    """``(bytes, what)``: the allocator's peak on an accelerator, else the process's peak resident set size."""
+    stats = device.memory_stats() if hasattr(device, "memory_stats") else None
+    if stats and "peak_bytes_in_use" in stats:
+        return int(stats["peak_bytes_in_use"]), "device peak"
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024, "process peak RSS"
+
+
+def large_case(n: int, finetune_steps: int, pretrain_steps: int) -> dict:
+    """DSC-L2 end to end at ``n`` (module docstring, item 5): ``LARGE_CLUSTERS`` subspaces of dimension 5 in
+    R^784, noise 0.05, min-max scaled to [0, 1] and shaped 28 x 28, the mnist-1000 preset's network and
+    ``LARGE_POST``."""
+    data = union_of_subspaces(LARGE_CLUSTERS, 5, 784, -(-n // LARGE_CLUSTERS), noise=0.05, seed=0)
+    rows, y = data.x[:n], data.y[:n]
+    x = ((rows - rows.min()) / (rows.max() - rows.min())).reshape(n, 28, 28, 1).astype(np.float32)
+    base = get_preset("mnist-1000", x.shape[1:], "dsc-l2").replace(
+        pretrain_steps=pretrain_steps, finetune_steps=finetune_steps, post=LARGE_POST)
+    row = {"n": n, "coef_gib": 4 * n * n / 2 ** 30}
+    start = time.perf_counter()
+    autoencoder = jax.block_until_ready(jaxsc.pretrain(x, base, seed=0, verbose=False))
+    row["pretrain_s"] = time.perf_counter() - start
+    for state_dtype in (None, "bfloat16"):
+        preset = base.replace(coef_state_dtype=state_dtype)
+        try:
+            start = time.perf_counter()
+            fitted = jaxsc.fit(x, preset, autoencoder)
+            jax.block_until_ready(fitted.coef)
+            break
+        except MemoryError as err:  # raised from XLA's plan, before C is allocated
+            print(f"n = {n}, C's moments in {state_dtype or 'float32'}: {err}")
+    else:
+        return {**row, "refused": "the fine-tune does not fit even with bfloat16 moments (see the printed plan)"}
+    row.update(state=state_dtype or "float32", finetune_s=time.perf_counter() - start, steps=fitted.steps)
+    start = time.perf_counter()
+    clustered = jaxsc.cluster_coef(fitted.coef, LARGE_CLUSTERS, preset.post)
+    labels = np.asarray(clustered.labels)
+    row["cluster_s"] = time.perf_counter() - start
+    row["solver"] = "dense" if isinstance(clustered.affinity, jax.Array) else "iterative"  # sparse: BCOO
+    row["peak_bytes"], row["peak_what"] = peak_memory_bytes(fitted.coef.devices().pop())
+    row.update(acc=metrics.accuracy(y, labels), nmi=metrics.nmi(y, labels))
+    return row
+
+
+def large_section(rows: list) -> list[str]:
+    gib = 2.0 ** 30
+    what = rows[0].get("peak_what", "peak") if rows else "peak"
+    lines = ["## Dense C at large n: DSC-L2 end to end", "",
+             f"Measured {datetime.date.today().isoformat()}. n MNIST-shaped samples of {LARGE_CLUSTERS} subspaces of "
+             "dimension 5 in R^784 (noise 0.05, scaled to [0, 1]), the mnist-1000 preset's network (5x5@15, 3x3@10, "
+             f"3x3@5), C dense n x n, cluster stage threshold {LARGE_POST.threshold}, subspace_dim "
+             f"{LARGE_POST.subspace_dim}, power {LARGE_POST.power:g}, C - diag(C) + I. Each stage timed to its "
+             "finished result, compilation included. `C state`: dtype of C's Adam moments (float32 where "
+             f"`jaxsc.fit`'s memory check passed, else bfloat16). `peak`: the {what} since the process started, "
+             "sizes in increasing order. ACC and NMI against the subspace labels.", "",
+             "| n | C alone GiB | C state | pretrain s | fine-tune steps | fine-tune s | cluster solver | cluster s | "
+             "peak GiB | ACC | NMI |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
+    notes = []
+    for r in rows:
+        if "refused" in r:
+            lines.append(f"| {r['n']} | {r['coef_gib']:.2f} | - | {r['pretrain_s']:.1f} | - | - | - | - | - | - | - |")
+            notes.append(f"n = {r['n']}: {r['refused']}.")
+            continue
+        lines.append(f"| {r['n']} | {r['coef_gib']:.2f} | {r['state']} | {r['pretrain_s']:.1f} | {r['steps']} | "
+                     f"{r['finetune_s']:.1f} | {r['solver']} | {r['cluster_s']:.1f} | {r['peak_bytes'] / gib:.2f} | "
+                     f"{r['acc']:.4f} | {r['nmi']:.4f} |")
+    return lines + ([""] + notes if notes else [])
 
 
 DISTILL_N = (1000, 5139)  # 5139: the mnist-0-4 protocol's target
@@ -585,7 +678,7 @@ def previous_sections(path: Path) -> dict:
         return {}
     titles = {"## Cluster stage": "cluster", "## DSC fine-tune step": "step", "## C Z products": "products",
               "## Convolutions": "conv",
-              "## Scaling": "scaling", "## LRSC distillation": "distill"}
+              "## Scaling": "scaling", "## Dense C at large n": "large", "## LRSC distillation": "distill"}
     found = {}
     for chunk in path.read_text().split("\n## ")[1:]:
         chunk = "## " + chunk.strip()
@@ -604,13 +697,21 @@ def main() -> None:
     parser.add_argument("--dense-max-n", type=int, default=10 ** 9,
                         help="skip the dense solver past this n (O(n^3): 2 minutes a call at n = 10000 on 2 cores)")
     parser.add_argument("--scaling", type=int, nargs="*", default=[], metavar="N")
+    parser.add_argument("--large", type=int, nargs="*", default=[], metavar="N",
+                        help="sizes of the large-n section (increasing)")
+    parser.add_argument("--large-steps", type=int, default=100, help="fine-tune steps of the large-n section")
+    parser.add_argument("--large-pretrain-steps", type=int, default=500,
+                        help="pretraining steps (mini-batches of 128) of the large-n section")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--dscnet-port", type=Path, default=None,
                         help="a checkout of github.com/XifengGuo/DSC-Net outside this repo (needs torch)")
     args = parser.parse_args()
-    sections = args.sections or ["cluster", "step"] + (["scaling"] if args.scaling else [])
+    sections = args.sections or (["cluster", "step"] + (["scaling"] if args.scaling else [])
+                                 + (["large"] if args.large else []))
     if "scaling" in sections and not args.scaling:
         parser.error("--sections scaling needs --scaling N ...")
+    if "large" in sections and not args.large:
+        parser.error("--sections large needs --large N ...")
     device = jax.devices()[0]
     path = RESULTS / f"speed_{device.platform}.md"
     built = previous_sections(path)
@@ -635,6 +736,9 @@ def main() -> None:
             [autoencoder_case(case, args.repeats) for case in AUTOENCODER_CASES])
     if "scaling" in sections:
         built["scaling"] = scaling_section(args.scaling, args.repeats)
+    if "large" in sections:
+        built["large"] = large_section([large_case(n, args.large_steps, args.large_pretrain_steps)
+                                        for n in sorted(args.large)])
     if "distill" in sections:
         built["distill"] = distill_section([distill_case(n, max(2, args.repeats // 2)) for n in DISTILL_N])
     lines = [f"# Speed on {device.platform} ({device.device_kind})", "",

@@ -1,0 +1,27 @@
+"""benchmarks/speed.py's large-n section, run small: the path a GPU session runs at n = 70,000."""
+from conftest import benchmark_module
+
+from jaxsc._src.cluster import pipeline
+
+
+def test_large_case_falls_back_to_bfloat16_moments_and_reports_the_iterative_stage(monkeypatch):
+    speed = benchmark_module("speed")
+    monkeypatch.setattr(pipeline, "LARGE_N", 300)  # the iterative cluster stage at a small n
+    real_fit, tried = speed.jaxsc.fit, []
+
+    def fit(x, preset, *args, **kwargs):  # float32 moments "do not fit", as at n = 70,000 on an 80 GB GPU
+        tried.append(preset.coef_state_dtype)
+        if preset.coef_state_dtype is None:
+            raise MemoryError("simulated: the float32 plan does not fit")
+        return real_fit(x, preset, *args, **kwargs)
+
+    monkeypatch.setattr(speed.jaxsc, "fit", fit)
+    row = speed.large_case(400, finetune_steps=4, pretrain_steps=4)
+    assert tried == [None, "bfloat16"]
+    assert (row["n"], row["state"], row["steps"], row["solver"]) == (400, "bfloat16", 4, "iterative")
+    assert 0 < row["acc"] <= 1 and row["peak_bytes"] > 0 and row["cluster_s"] > 0
+    refused = {"n": 500, "coef_gib": 0.001, "pretrain_s": 1.0, "refused": "does not fit"}
+    lines = speed.large_section([row, refused])
+    assert lines[0] == "## Dense C at large n: DSC-L2 end to end"
+    assert any(line.startswith("| 400 | 0.00 | bfloat16 |") and "| iterative |" in line for line in lines)
+    assert lines[-1] == "n = 500: does not fit."
