@@ -5,6 +5,7 @@ a :class:`jaxsc.presets.Preset`.
 """
 from __future__ import annotations
 
+import dataclasses
 import time
 from typing import Any, NamedTuple
 
@@ -32,15 +33,12 @@ def build_autoencoder(preset: Preset, sample_shape: tuple[int, ...]) -> nn.Modul
 
 
 def build_objective(preset: Preset, model: nn.Module) -> SelfExpressiveObjective:
-    """The fine-tuning objective a preset describes."""
-    return SelfExpressiveObjective(
-        model, w_rec=preset.w_rec, w_reg=preset.w_reg, w_se=preset.w_se, penalty=preset.penalty,
-        zero_diagonal=preset.zero_diagonal, lr_net=preset.finetune_lr, lr_coef=preset.finetune_lr,
-        matmul_dtype=preset.matmul_dtype, laplacian=preset.laplacian, self_loops=preset.self_loops, w_raw=preset.w_raw,
-        w_graph=preset.w_graph, w_label=preset.w_label, graph_form=preset.graph_form,
-        label_threshold=preset.label_threshold, w_local=preset.w_local, w_distill=preset.w_distill,
-        distill_form=preset.distill_form, w_nce=preset.w_nce, nce_temperature=preset.nce_temperature,
-        nce_reduction=preset.nce_reduction, coef_state_dtype=preset.coef_state_dtype)
+    """The fine-tuning objective a preset describes: every field the two share by name (loss weights and forms,
+    dtypes, ``zero_diagonal``), and ``finetune_lr`` as the rate of both the network and C."""
+    shared = ({f.name for f in dataclasses.fields(SelfExpressiveObjective)}
+              & {f.name for f in dataclasses.fields(Preset)})
+    return SelfExpressiveObjective(model, lr_net=preset.finetune_lr, lr_coef=preset.finetune_lr,
+                                   **{name: getattr(preset, name) for name in sorted(shared)})
 
 
 def pretrain(x, preset: Preset, *, seed: int = 0, steps: int | None = None, verbose: bool = True) -> Any:
