@@ -34,6 +34,7 @@ from _tables import (RESULTS, add_common_arguments, diagonal_cell, load_rows, ma
 
 from jaxsc._src.cli import parse_override, run_experiment
 from jaxsc.cluster import LARGE_N
+from jaxsc import presets
 
 SUITES = {"rgrl_pssc": ("RGRL and PSSC next to DSC-L2", ("dsc-l2", "rgrl", "rgrl-sc", "pssc", "pssc-l"),
                         ("coil20", "orl", "eyaleb", "mnist-1000")),
@@ -64,7 +65,11 @@ SUITE_NOTES = {
         "(`coef_state_dtype`, the memory option for large n: C and its state take 8 bytes per entry instead of 12), "
         "the same seeds and so the same pretrained autoencoders as the dsc-l2 rows, run to measure the option's "
         "effect on accuracy. `*-bf16-matmul`: DSC-L2 with C Z and its two gradient products in bfloat16 with float32 "
-        "sums (`matmul_dtype`: the fast products on CPUs with bfloat16 matrix units, `speed_cpu.md`), likewise."),
+        "sums (`matmul_dtype`: the fast products on CPUs with bfloat16 matrix units, `speed_cpu.md`), likewise. "
+        "`*-hinge-graph-1e3`: PSSC with the reference code's hinge pseudo-graph at weight 1e3, the top of its "
+        "script's grid, where the term's gradient with respect to C is as large as the others' "
+        "(`terms_trace_coil20-hinge.md`: 1.4e3 at weight 1 against 1e6-1e7), so that the pseudo-supervision "
+        "steers C; chosen from that trace after the preset's rows, not by ACC, and not made the preset."),
     "udll": "",
 }
 
@@ -82,11 +87,16 @@ def encoder_cell(preset: dict) -> str:
 
 
 def method_cell(r: dict) -> str:
-    """The method, and what a row ran narrower than float32: C's Adam moments, the products of C Z."""
-    narrow = [f"{what} in {r['preset'][field]}" for field, what in (("coef_state_dtype", "C's Adam moments"),
-                                                                    ("matmul_dtype", "C Z products"))
-              if r["preset"].get(field)]
-    return r["method"] + (f" ({', '.join(narrow)})" if narrow else "")
+    """The method, what a row ran narrower than float32 (C's Adam moments, the products of C Z) and where its
+    pseudo-supervision differs from the method's preset."""
+    notes = [f"{what} in {r['preset'][field]}" for field, what in (("coef_state_dtype", "C's Adam moments"),
+                                                                   ("matmul_dtype", "C Z products"))
+             if r["preset"].get(field)]
+    if r["preset"].get("w_graph") and r["dataset"] in presets.PRESETS[presets.METHODS[r["method"]].family]:
+        preset = presets.get_preset(r["dataset"], (), r["method"])
+        if (r["preset"]["graph_form"], r["preset"]["w_graph"]) != (preset.graph_form, preset.w_graph):
+            notes.append(f"{r['preset']['graph_form']} pseudo-graph at weight {r['preset']['w_graph']:g}")
+    return r["method"] + (f" ({', '.join(notes)})" if notes else "")
 
 
 def write_table(out_dir: Path, suite: str) -> Path:

@@ -102,3 +102,14 @@ def test_methods_method_cell_names_what_ran_narrow(methods):
     assert methods.method_cell({**row, "preset": {"matmul_dtype": "bfloat16"}}) == "dsc-l2 (C Z products in bfloat16)"
     both = {**row, "preset": {"coef_state_dtype": "bfloat16", "matmul_dtype": "bfloat16"}}
     assert methods.method_cell(both) == "dsc-l2 (C's Adam moments in bfloat16, C Z products in bfloat16)"
+
+
+def test_methods_method_cell_names_a_changed_pseudo_graph(methods):
+    """A PSSC row whose pseudo-graph form or weight differs from its dataset's preset says so; the preset's own
+    rows and the ablation without pseudo-supervision show the method alone."""
+    preset = {"graph_form": "contrastive", "w_graph": 1.0}
+    assert methods.method_cell({"method": "pssc", "dataset": "coil20", "preset": preset}) == "pssc"
+    assert methods.method_cell({"method": "pssc-l", "dataset": "coil20",
+                                "preset": {"graph_form": "contrastive", "w_graph": 0.0}}) == "pssc-l"
+    changed = {"method": "pssc", "dataset": "coil20", "preset": {"graph_form": "hinge", "w_graph": 1000}}
+    assert methods.method_cell(changed) == "pssc (hinge pseudo-graph at weight 1000)"
