@@ -443,7 +443,9 @@ def large_section(rows: list) -> list[str]:
              f"{LARGE_POST.subspace_dim}, power {LARGE_POST.power:g}, C - diag(C) + I. Each stage timed to its "
              "finished result, compilation included. `C state`: dtype of C's Adam moments (float32 where "
              f"`jaxsc.fit`'s memory check passed, else bfloat16). `peak`: the {what} since the process started, "
-             "sizes in increasing order. ACC and NMI against the subspace labels.", "",
+             "sizes in increasing order. ACC and NMI against the subspace labels, a check that the run learned "
+             "something rather than a benchmark: the conv network sees pixels without spatial structure, and its "
+             "pretraining has a fixed number of steps, so fewer epochs as n grows.", "",
              "| n | C alone GiB | C state | pretrain s | fine-tune steps | fine-tune s | cluster solver | cluster s | "
              "peak GiB | ACC | NMI |",
              "|---|---|---|---|---|---|---|---|---|---|---|"]
