@@ -55,22 +55,16 @@ class ClosenessTest(chex.TestCase):
     """The three building blocks of the assignments, each against its equation written out in numpy."""
 
     @chex.variants(with_jit=True, without_jit=True)
-    def test_hinge_closeness(self):
-        z = np.abs(_rand(7, 4))
-        q = self.variant(losses.hinge_closeness)(z)
-        chex.assert_shape(q, (7, 4))
-        assert q.dtype == jnp.float32
-        expected = [[max(0.0, z[i].mean() - z[i, j]) for j in range(4)] for i in range(7)]
-        np.testing.assert_allclose(q, expected, rtol=1e-5, atol=1e-7)
-
-    @chex.variants(with_jit=True, without_jit=True)
-    def test_student_closeness(self):
-        z = np.abs(_rand(7, 4))
-        q = self.variant(losses.student_closeness)(z)
-        chex.assert_shape(q, (7, 4))
-        assert q.dtype == jnp.float32
-        kernel = 1.0 / (1.0 + z.astype(np.float64) ** 2)
-        np.testing.assert_allclose(q, kernel / kernel.sum(1, keepdims=True), rtol=1e-5)
+    def test_hinge_and_student_closeness(self):
+        z = np.abs(_rand(7, 4)).astype(np.float64)
+        hinge = [[max(0.0, z[i].mean() - z[i, j]) for j in range(4)] for i in range(7)]  # Eq. 7
+        kernel = 1.0 / (1.0 + z ** 2)  # Eq. 8
+        for fn, expected in ((losses.hinge_closeness, hinge),
+                             (losses.student_closeness, kernel / kernel.sum(1, keepdims=True))):
+            q = self.variant(fn)(z.astype(np.float32))
+            chex.assert_shape(q, (7, 4))
+            assert q.dtype == jnp.float32
+            np.testing.assert_allclose(q, expected, rtol=1e-5, atol=1e-7, err_msg=fn.__name__)
 
     @chex.variants(with_jit=True, without_jit=True)
     def test_frequency_normalized(self):
