@@ -257,13 +257,18 @@ def _inner_step(model, preset, ae_params, x, teacher_w, lr, *, update_network: b
     return ae_params, coef
 
 
+def _global_norm(tree) -> jax.Array:
+    """sqrt of the sum of squares of every entry of ``tree`` (``optax.global_norm``, deprecated in optax 0.2.8)."""
+    return jnp.sqrt(sum(jnp.sum(jnp.square(leaf)) for leaf in jax.tree.leaves(tree)))
+
+
 def inner_step_scale(params, grads, lr, max_relative_step: float | None) -> jax.Array:
     """s = min(1, rho ||theta|| / (lr ||g||)) with rho = ``max_relative_step`` (global norms over the pytrees):
     the inner step theta - lr s g moves the parameters by at most rho times their norm (s = 1 when ``None``)."""
     if max_relative_step is None:
         return jnp.ones(())
-    length = lr * optax.global_norm(grads)
-    bound = max_relative_step * optax.global_norm(params)
+    length = lr * _global_norm(grads)
+    bound = max_relative_step * _global_norm(params)
     return jnp.minimum(1.0, bound / jnp.maximum(length, jnp.finfo(length.dtype).tiny))
 
 
