@@ -26,7 +26,11 @@ def threshold_coefficients(coef: jax.Array, threshold: float) -> jax.Array:
     if threshold < 0:
         raise ValueError(f"threshold must be >= 0, got {threshold}")
     tau = column_threshold_levels(coef, threshold)
-    return jnp.where(jnp.abs(coef).astype(jnp.float32) >= tau[None, :], coef, jnp.zeros_like(coef))
+    return jnp.where(_magnitude(coef) >= tau[None, :], coef, jnp.zeros_like(coef))
+
+
+def _magnitude(coef: jax.Array) -> jax.Array:
+    return jnp.abs(coef).astype(jnp.float32)
 
 
 def column_threshold_levels(coef: jax.Array, threshold: float) -> jax.Array:
@@ -37,13 +41,13 @@ def column_threshold_levels(coef: jax.Array, threshold: float) -> jax.Array:
     n x n temporary beside its output and the iterative cluster stage two (36.5 GiB at n = 70,000); unrolled,
     none and one.
     """
-    bound = threshold * jnp.sum(jnp.abs(coef).astype(jnp.float32), axis=0)
+    magnitude = _magnitude(coef)
+    bound = threshold * jnp.sum(magnitude, axis=0)
 
     def mass_above(tau):  # sum_i |C_ij| over |C_ij| > tau_j, per column
-        magnitude = jnp.abs(coef).astype(jnp.float32)
         return jnp.sum(jnp.where(magnitude > tau[None, :], magnitude, 0.0), axis=0)
 
-    hi = jax.lax.bitcast_convert_type(jnp.max(jnp.abs(coef).astype(jnp.float32), axis=0), jnp.int32)
+    hi = jax.lax.bitcast_convert_type(jnp.max(magnitude, axis=0), jnp.int32)
     lo = jnp.full_like(hi, -1)  # below every non-negative pattern
     for _ in range(32):
         mid = lo + (hi - lo) // 2
