@@ -757,6 +757,7 @@ def main() -> None:
         if name in sections:
             built[name] = build()
             write_results(path, device, built)  # each finished section is kept if a later one fails
+    print(path.read_text())
 
 
 def write_results(path: Path, device, built: dict) -> None:
@@ -769,10 +770,8 @@ def write_results(path: Path, device, built: dict) -> None:
     for name in SECTIONS:
         if name in built:
             lines += [""] + built[name]
-    text = "\n".join(lines + [""])
-    print(text)
     RESULTS.mkdir(exist_ok=True)
-    path.write_text(text)
+    path.write_text("\n".join(lines + [""]))
 
 
 if __name__ == "__main__":

@@ -21,9 +21,11 @@ def check_samples(x) -> np.ndarray:
         raise ValueError(f"need at least 2 samples, got {x.shape[0]}")
     if not np.all(np.isfinite(x)):
         raise ValueError(f"the input contains {int((~np.isfinite(x)).sum())} NaN or inf values")
-    if x.ndim == 4 and (x.min() < 0.0 or x.max() > 1.0):
-        warnings.warn(f"images range over [{x.min():g}, {x.max():g}], but the presets are set for pixels in [0, 1] "
-                      "(divide 8-bit pixels by 255)")
+    if x.ndim == 4:
+        low, high = x.min(), x.max()
+        if low < 0.0 or high > 1.0:
+            warnings.warn(f"images range over [{low:g}, {high:g}], but the presets are set for pixels in [0, 1] "
+                          "(divide 8-bit pixels by 255)")
     return x
 
 
