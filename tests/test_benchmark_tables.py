@@ -6,6 +6,8 @@ import numpy as np
 import pytest
 from conftest import benchmark_module
 
+import jaxsc
+
 
 def _result(seeds, acc, preset="a"):
     rows = [{"seed": s, "acc": a, "nmi": a / 2} for s, a in zip(seeds, acc)]
@@ -113,3 +115,12 @@ def test_methods_method_cell_names_a_changed_pseudo_graph(methods):
                                 "preset": {"graph_form": "contrastive", "w_graph": 0.0}}) == "pssc-l"
     changed = {"method": "pssc", "dataset": "coil20", "preset": {"graph_form": "hinge", "w_graph": 1000}}
     assert methods.method_cell(changed) == "pssc (hinge pseudo-graph at weight 1000)"
+
+
+def test_methods_method_cell_names_a_changed_locality_weight(methods):
+    """UDLL's ablation without the locality term says so; the preset's row and the methods without one do not."""
+    udll = jaxsc.presets.get_preset("coil20", (), "udll")
+    assert methods.method_cell({"method": "udll", "dataset": "coil20", "preset": {"w_local": udll.w_local}}) == "udll"
+    assert methods.method_cell({"method": "udll", "dataset": "coil20", "preset": {"w_local": 0.0}}) == \
+        "udll (locality weight 0)"
+    assert methods.method_cell({"method": "dsc-l2", "dataset": "coil20", "preset": {"w_local": 0.0}}) == "dsc-l2"
