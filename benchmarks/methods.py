@@ -75,7 +75,12 @@ SUITE_NOTES = {
         "with UDLL's other settings (alpha, beta, epochs, encoder, pixel range), which differ from the dsc-l2 rows' "
         "(COIL20: alpha 1000 against 75, 68 epochs against 40; ORL: encoder 5x5@5, 3x3@3, 3x3@3, pixels in [0, 1], "
         "alpha 5, beta 1): an ablation, run with the same seeds and so the same pretrained autoencoders as the udll "
-        "rows, that separates the locality term's effect from that of the other settings; written before it ran."),
+        "rows, that separates the locality term's effect from that of the other settings; written before it ran. "
+        "`*-dsc-settings`: the converse, DSC-Net's preset of the dataset (the dsc-l2 rows' encoder, pixel range, "
+        "weights and epochs, so also their pretrained autoencoders) plus UDLL's locality term on its prior graph "
+        "(k = 3), gamma set by one rule fixed before the run: UDLL's ratio gamma / alpha times DSC-Net's alpha "
+        "(COIL20: 19 / 1000 x 75 = 1.425; ORL: 8 / 5 x 0.2 = 0.32; the ratio does not depend on the pixel range, "
+        "both terms scale with Z^2): does the locality prior help DSC-Net at DSC-Net's own settings?"),
 }
 
 
