@@ -9,11 +9,11 @@ from jaxsc._src.train import loop
 from jaxsc.models import ConvAutoencoder
 
 
-def _problem(n, coef_state_dtype=None):
+def _problem(n, coef_state_dtype=None, **terms):
     model = ConvAutoencoder((8, 8, 1), (3,), (4,))
     ae = model.init(jax.random.PRNGKey(0), jnp.zeros((2, 8, 8, 1)))["params"]
     params = train.init_self_expressive_params(ae, n, 1e-4)
-    objective = train.SelfExpressiveObjective(model, 1.0, 1.0, 10.0, coef_state_dtype=coef_state_dtype)
+    objective = train.SelfExpressiveObjective(model, 1.0, 1.0, 10.0, coef_state_dtype=coef_state_dtype, **terms)
     x = jax.random.uniform(jax.random.PRNGKey(1), (n, 8, 8, 1))
     return objective, params, x
 
@@ -67,6 +67,16 @@ def test_bfloat16_coef_state_adds_no_temporaries():
         objective, params, x = _problem(512, dtype)
         temps[dtype] = train.plan_train_memory(objective, params, x).temp_bytes
     assert temps["bfloat16"] <= temps[None], temps
+
+
+def test_zero_diagonal_and_raw_term_add_no_square_temporary():
+    """diag(C) = 0 held by projection (before 2026-12-06 a masked copy of C in the loss: 1.7 n x n float32 arrays
+    more in XLA's plan) and the raw-space term's C X taken in the same product as C Z (before: 1.0 more)."""
+    n = 512
+    square = 4 * n * n
+    plain = train.plan_train_memory(*_problem(n)).temp_bytes
+    for terms in ({"zero_diagonal": True}, {"w_raw": 1.0}, {"zero_diagonal": True, "w_raw": 1.0}):
+        assert train.plan_train_memory(*_problem(n, **terms)).temp_bytes <= plain + 0.3 * square, terms
 
 
 def test_cluster_stage_holds_at_most_one_square_temporary():

@@ -225,6 +225,16 @@ class SelfExpressionTest(chex.TestCase):
         fn = self.variant(lambda c, z: models.self_express(c, z, zero_diagonal=True))
         np.testing.assert_allclose(fn(c, z), masked @ z, rtol=1e-5, atol=1e-5)
 
+    @chex.variants(with_jit=True, without_jit=True)
+    def test_without_diagonal_matches_numpy(self):
+        rng = np.random.default_rng(5)
+        for dtype in (np.float32, jnp.bfloat16):
+            c = rng.standard_normal((6, 6)).astype(dtype)
+            out = self.variant(models.without_diagonal)(c)
+            assert out.shape == (6, 6) and out.dtype == dtype
+            expected = np.asarray(c, np.float32) * (1 - np.eye(6, dtype=np.float32))
+            np.testing.assert_array_equal(np.asarray(out, np.float32), expected)
+
     def test_bfloat16_product_is_close(self):
         rng = np.random.default_rng(3)
         c, z = rng.standard_normal((64, 64)).astype(np.float32), rng.standard_normal((64, 8)).astype(np.float32)

@@ -18,6 +18,10 @@ with Z = enc(X) flattened per sample, X_hat = dec(C Z), S = (|C| + |C|^T)/2, P =
 DSC-Net: laplacian off, w_raw = w_graph = w_label = 0. RGRL: laplacian on, w_raw > 0 (RGRL-sc: laplacian off).
 PSSC: laplacian on, w_reg = w_raw = 0, w_graph, w_label > 0, zero diagonal (PSSC-l: w_graph = w_label = 0).
 UDLL: DSC-Net plus w_local > 0. LRSC: DSC-Net plus w_distill (teacher heat kernel) and w_nce.
+
+diag(C) = 0 (``zero_diagonal``) is held by projection: the training loop zeroes C's diagonal before the first step
+and after every update (:meth:`SelfExpressiveObjective.constrain`), so the loss reads C as it is. C X of the
+raw-space term comes from the same product as C Z: C [Z, X].
 """
 from __future__ import annotations
 
@@ -39,7 +43,7 @@ from jaxsc._src.losses.reconstruction import reconstruction_loss
 from jaxsc._src.losses.self_expression import self_expression_loss
 from jaxsc._src.models.autoencoders import flatten
 from jaxsc._src.models.classifier import classifier_probs, init_classifier
-from jaxsc._src.models.self_expression import init_coefficients, self_express
+from jaxsc._src.models.self_expression import init_coefficients, self_express, without_diagonal
 from jaxsc._src.train.optimizers import adam_compact
 
 _MATMUL_DTYPES = {None: None, "float32": None, "bfloat16": jnp.bfloat16}
@@ -106,15 +110,21 @@ class ReconstructionObjective:
         return None
 
 
-def self_expressive_forward(model: nn.Module, params, x, *, zero_diagonal=False, matmul_dtype=None):
-    """``(z, zc, x_hat)``: latent rows Z, self-expressed rows C Z, and the decoded X_hat = dec(C Z)."""
+def self_expressive_forward(model: nn.Module, params, x, *, zero_diagonal=False, matmul_dtype=None, raw=False):
+    """``(z, zc, x_hat)``: latent rows Z, self-expressed rows C Z, and the decoded X_hat = dec(C Z).
+
+    With ``raw``, also C X (X's rows flattened) as a fourth output, for the raw-space subspace consistency: both
+    come from one product C [Z, X], whose gradient with respect to C is one n x n product, not two summed.
+    """
     variables = {"params": params["autoencoder"]}
     z_maps = model.apply(variables, x, method="encode")
     z = flatten(z_maps)
-    zc = self_express(params["coef"], z, zero_diagonal=zero_diagonal,
-                      matmul_dtype=_MATMUL_DTYPES[matmul_dtype])
+    rows = jnp.concatenate([z, flatten(x).astype(z.dtype)], axis=1) if raw else z
+    expressed = self_express(params["coef"], rows, zero_diagonal=zero_diagonal,
+                             matmul_dtype=_MATMUL_DTYPES[matmul_dtype])
+    zc = expressed[:, :z.shape[1]]
     x_hat = model.apply(variables, zc.reshape(z_maps.shape), method="decode")
-    return z, zc, x_hat
+    return (z, zc, x_hat, expressed[:, z.shape[1]:]) if raw else (z, zc, x_hat)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -125,7 +135,9 @@ class SelfExpressiveObjective:
       model: the autoencoder (``encode``/``decode`` methods).
       w_rec, w_reg, w_se: weights of reconstruction, coefficient penalty and latent self-expression.
       penalty: ``"l2"`` or ``"l1"``.
-      zero_diagonal: diag(C) = 0 in every term (masked at the start of the loss, so it gets no gradient).
+      zero_diagonal: hold diag(C) at 0 (:meth:`constrain`: the training loop sets it to 0 at the start and after
+        every update, so every term sees C without its diagonal and no masked n x n copy of C is made; ``loss``
+        itself reads C as given).
       lr_net, lr_coef: Adam learning rates of the network (autoencoder and head) and of C.
       matmul_dtype: ``None`` or ``"bfloat16"`` for C Z and its two gradient products (float32 sums).
       laplacian: use RGRL's relation-weighted reconstruction; ``self_loops``: build its graph from S + I.
@@ -192,18 +204,15 @@ class SelfExpressiveObjective:
         """``(loss, terms)``: the weighted sum of the enabled terms and each term's value."""
         x, extras = _split_batch(batch)
         coef = params["coef"]
-        if self.zero_diagonal:  # every term sees diag(C) = 0, so the diagonal gets no gradient at all
-            coef = coef - jnp.diag(jnp.diagonal(coef))
-            params = {**params, "coef": coef}
-        z, zc, x_hat = self_expressive_forward(self.model, params, x, matmul_dtype=self.matmul_dtype)
+        z, zc, x_hat, *raw = self_expressive_forward(self.model, params, x, matmul_dtype=self.matmul_dtype,
+                                                     raw=self.w_raw > 0)
         if self.laplacian:
             rec = laplacian_reconstruction_loss(x, x_hat, coef, self_loops=self.self_loops)
         else:
             rec = reconstruction_loss(x, x_hat)
         terms = {"rec": rec, "reg": coefficient_penalty(coef, self.penalty), "se": self_expression_loss(z, zc)}
-        if self.w_raw > 0:
-            x_rows = flatten(x)
-            terms["raw"] = self_expression_loss(x_rows, self_express(coef, x_rows))
+        if raw:
+            terms["raw"] = self_expression_loss(flatten(x), raw[0])
         if self.uses_head:
             probs = classifier_probs(params["head"], z)
             terms["graph"] = PSEUDO_GRAPH_LOSSES[self.graph_form](probs, coefficient_similarity(coef))
@@ -232,6 +241,13 @@ class SelfExpressiveObjective:
         return optax.multi_transform({"net": optax.adam(self.lr_net), "coef": coef},
                                      lambda params: {k: jax.tree.map(lambda _: "coef" if k == "coef" else "net", v)
                                                      for k, v in params.items()})
+
+    def constrain(self, params):
+        """The projection the training loop applies after every update: diag(C) = 0 under ``zero_diagonal``
+        (fused into the optimizer's update of C), nothing otherwise."""
+        if not self.zero_diagonal:
+            return params
+        return {**params, "coef": without_diagonal(params["coef"])}
 
     def monitored(self, params):
         """C, watched by the early stop."""

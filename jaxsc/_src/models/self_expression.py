@@ -14,6 +14,15 @@ def init_coefficients(n: int, value: float = 1e-8, dtype=jnp.float32) -> jax.Arr
     return jnp.full((n, n), value, dtype)
 
 
+def without_diagonal(coef: jax.Array) -> jax.Array:
+    """C with its diagonal set to 0: C_ij [i != j]. The mask is compared index by index, never stored, so XLA fuses
+    it into whatever writes C (in the training step, the optimizer's update), and a C split by rows over devices
+    stays split."""
+    rows = jax.lax.broadcasted_iota(jnp.int32, coef.shape, 0)
+    cols = jax.lax.broadcasted_iota(jnp.int32, coef.shape, 1)
+    return jnp.where(rows == cols, jnp.zeros((), coef.dtype), coef)
+
+
 def self_express(coef: jax.Array, z: jax.Array, *, zero_diagonal: bool = False,
                  precision: jax.lax.Precision | None = None, matmul_dtype=None) -> jax.Array:
     """Zc = C Z, row i = sum_j C_ij z_j; with ``zero_diagonal`` the diagonal of C is masked: Zc = C Z - diag(C) Z.

@@ -6,7 +6,9 @@ A method is an *objective*: a hashable (frozen dataclass) object with
 - ``optimizer() -> optax.GradientTransformation``;
 - ``monitored(params) -> array | None``, the parameter watched by the early stop (C for the DSC family);
 - optionally ``stochastic = True``: then ``loss(params, batch, key)`` gets a fresh PRNG key every step
-  (e.g. the corruption of a denoising autoencoder).
+  (e.g. the corruption of a denoising autoencoder);
+- optionally ``constrain(params) -> params``: a projection applied to the initial parameters and after every
+  update, inside the step (the DSC family's diag(C) = 0).
 
 Because the objective is hashable it is a static argument of the jitted step: runs with equal settings
 (e.g. several seeds) reuse one compiled step. The early stop is decided on the device: once the relative change
@@ -93,7 +95,7 @@ def train_step(state: TrainState, data, key, objective, batch_size: int | None =
         loss_fn = _loss_fn(objective, key, state.step)
         (loss, aux), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params, batch)
         updates, opt_state = objective.optimizer().update(grads, state.opt_state, state.params)
-        params = optax.apply_updates(state.params, updates)
+        params = _constrain(objective, optax.apply_updates(state.params, updates))
         calm = state.calm
         if early_stop is not None:
             old, new = objective.monitored(state.params), objective.monitored(params)
@@ -104,6 +106,18 @@ def train_step(state: TrainState, data, key, objective, batch_size: int | None =
     if early_stop is None:
         return advance(state)
     return jax.lax.cond(state.calm >= early_stop.patience, lambda s: s, advance, state)
+
+
+def _constrain(objective, params):
+    """``objective.constrain(params)`` where the objective has one, else ``params``."""
+    constrain = getattr(objective, "constrain", None)
+    return params if constrain is None else constrain(params)
+
+
+@partial(jax.jit, static_argnums=0, donate_argnums=1)
+def _constrained_copy(objective, params):
+    """The constrained initial parameters, written over ``params`` (the loop's own copy)."""
+    return _constrain(objective, params)
 
 
 def _aux_shape(objective, params, data, batch_size):
@@ -207,6 +221,8 @@ def train(objective, params, data, steps: int, *, key: jax.Array | None = None, 
             check_train_memory(plan_train_memory(objective, params, data, batch_size=batch_size,
                                                  early_stop=early_stop, mesh=mesh))
     params = jax.tree.map(jnp.array, params)  # own copies: the step donates them
+    if getattr(objective, "constrain", None) is not None:
+        params = _constrained_copy(objective, params)
     state = _initial_state(objective, params, data, batch_size)
     if mesh is not None:
         state = shard_sample_matrices(state, n, mesh)
