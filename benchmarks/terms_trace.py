@@ -30,10 +30,12 @@ from jaxsc._src.api import build_autoencoder, build_objective, cluster, fit, pre
 from jaxsc._src.cli import _PRETRAIN_FIELDS, _machine, parse_override
 from jaxsc._src.methods.presets import METHODS, PRESETS, get_preset
 from jaxsc._src.models.classifier import classifier_probs
+from jaxsc._src.models.self_expression import without_diagonal
 
 
 def term_gradients(objective, x):
-    """A jitted ``params -> {term: (w L, ||d(w L)/dC||_F)}`` over the terms ``objective.loss`` returns."""
+    """A jitted ``params -> {term: (w L, ||d(w L)/dC||_F)}`` over the terms ``objective.loss`` returns. Under
+    diag(C) = 0 the gradient's diagonal is left out: the training loop projects it away, it never moves C."""
     weights = objective.term_weights()
 
     def weighted(params):
@@ -44,6 +46,8 @@ def term_gradients(objective, x):
         out = {}
         for name in values:
             grad = jax.grad(lambda coef: weighted({**params, "coef": coef})[name])(params["coef"])
+            if objective.zero_diagonal:
+                grad = without_diagonal(grad)
             out[name] = (values[name], jnp.linalg.norm(grad))
         return out
 
@@ -51,11 +55,9 @@ def term_gradients(objective, x):
 
 
 def coefficient_row(params, model, x, preset) -> dict:
-    """Label-free statistics of C (diagonal masked as the loss sees it) and of PSSC's head (``head confident``:
+    """Label-free statistics of C (its diagonal is 0 under diag(C) = 0) and of PSSC's head (``head confident``:
     the share of samples whose largest probability reaches the pseudo-label threshold)."""
-    coef = np.array(params["coef"])
-    if preset.zero_diagonal:
-        np.fill_diagonal(coef, 0.0)
+    coef = np.asarray(params["coef"])
     size = np.abs(coef)
     row = {"mean |C|": f"{size.mean():.2e}", "row max |C|": f"{size.max(1).mean():.2e}",
            "C < 0": f"{(coef < 0).mean():.2f}"}
