@@ -86,6 +86,12 @@ class DistillationTest(chex.TestCase):
         total = self.variant(lambda a, b: losses.infonce_loss(a, b, 0.3, "sum"))(z, g)
         np.testing.assert_allclose(total, -np.sum(np.diag(log_softmax)), rtol=1e-5)
 
+    def test_infonce_gradients_match_finite_differences(self):
+        with jax.enable_x64(True):
+            z, g = jnp.asarray(_rand(5, 3, seed=3), jnp.float64), jnp.asarray(_rand(5, 3, seed=4), jnp.float64)
+            jax.test_util.check_grads(lambda a, b: losses.infonce_loss(a, b, 0.3), (z, g), order=1, modes=["rev"],
+                                      atol=1e-5, rtol=1e-5)
+
     def test_infonce_gradient_is_finite_with_a_zero_row(self):
         # A sample whose latent code (or C Z row) is exactly zero, e.g. all ReLUs off: unit_rows keeps it zero
         # and its gradient finite (the gradient of a plain norm is 0/0 there).

@@ -69,14 +69,17 @@ def test_bfloat16_coef_state_adds_no_temporaries():
     assert temps["bfloat16"] <= temps[None], temps
 
 
-def test_zero_diagonal_and_raw_term_add_no_square_temporary():
+def test_zero_diagonal_raw_term_and_infonce_temporaries():
     """diag(C) = 0 held by projection (before 2026-12-06 a masked copy of C in the loss: 1.7 n x n float32 arrays
-    more in XLA's plan) and the raw-space term's C X taken in the same product as C Z (before: 1.0 more)."""
+    more in XLA's plan) and the raw-space term's C X taken in the same product as C Z (before: 1.0 more) add no
+    n x n temporary; InfoNCE adds its logits only."""
     n = 512
     square = 4 * n * n
     plain = train.plan_train_memory(*_problem(n)).temp_bytes
     for terms in ({"zero_diagonal": True}, {"w_raw": 1.0}, {"zero_diagonal": True, "w_raw": 1.0}):
         assert train.plan_train_memory(*_problem(n, **terms)).temp_bytes <= plain + 0.3 * square, terms
+    # LRSC's InfoNCE: its logits, not also an n x n log-softmax for their diagonal (2.2 before 2026-12-06)
+    assert train.plan_train_memory(*_problem(n, w_nce=1.0)).temp_bytes <= plain + 1.5 * square
 
 
 def test_cluster_stage_holds_at_most_one_square_temporary():

@@ -86,6 +86,8 @@ def infonce_loss(z: jax.Array, g: jax.Array, temperature: float = 0.5, reduction
     z, g = z.reshape(z.shape[0], -1), g.reshape(g.shape[0], -1)
     if z.shape != g.shape:
         raise ValueError(f"Z {z.shape} and G {g.shape} must have the same shape")
-    logits = unit_rows(z) @ unit_rows(g).T / temperature
-    per_sample = -jnp.diagonal(jax.nn.log_softmax(logits, axis=1))
+    z, g = unit_rows(z), unit_rows(g)
+    # log sum_j exp(<z_i, g_j>/s) - <z_i, g_i>/s: the positives from a row-wise product, not from an n x n
+    # log-softmax (one n x n temporary fewer in a training step)
+    per_sample = jax.nn.logsumexp(z @ g.T / temperature, axis=1) - jnp.sum(z * g, axis=1) / temperature
     return jnp.mean(per_sample) if reduction == "mean" else jnp.sum(per_sample)
