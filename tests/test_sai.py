@@ -118,6 +118,37 @@ class AssignmentTest(chex.TestCase):
         paper_roles = jax.grad(lambda a, b: losses.sai_loss(a, b, "cosine"), argnums=1)(h, w)
         assert not np.allclose(paper_roles, jax.grad(swapped, argnums=1)(h, w), atol=1e-4)
 
+    @chex.variants(with_jit=True, without_jit=True)
+    def test_unsharpened_prediction_is_decs_objective_with_the_other_metrics_target(self):
+        h, w = _rand(12, 4), _rand(3, 4, seed=2)
+        z1, z2 = cdist(h.astype(np.float64), w, "euclidean"), cdist(h.astype(np.float64), w, "cityblock")
+        q1 = np.maximum(z1.mean(1, keepdims=True) - z1, 0)
+        q2 = 1 / (1 + z2 ** 2)
+        got_q1, got_q2 = self.variant(lambda a, b: losses.sai_closeness(a, b, "cityblock"))(h, w)
+        chex.assert_shape((got_q1, got_q2), (12, 3))
+        np.testing.assert_allclose(got_q1, q1, rtol=1e-4, atol=1e-6)
+        np.testing.assert_allclose(got_q2, q2 / q2.sum(1, keepdims=True), rtol=1e-4, atol=1e-7)
+        e1, e2 = _numpy_assignments(h, w, "cityblock")
+        dec = self.variant(lambda a, b: losses.sai_loss(a, b, "cityblock", direction="target_first", target="p1",
+                                                        sharpen_prediction=False))(h, w)
+        prediction = q2 / q2.sum(1, keepdims=True)  # DEC's q: no power, no frequency
+        positive = e1 > 0
+        np.testing.assert_allclose(dec, np.sum(e1[positive] * np.log(e1[positive] / prediction[positive])), rtol=1e-4)
+        paper_roles = self.variant(lambda a, b: losses.sai_loss(a, b, "cityblock", sharpen_prediction=False))(h, w)
+        prediction = q1 / q1.sum(1, keepdims=True)
+        positive = prediction > 0
+        np.testing.assert_allclose(paper_roles, np.sum(prediction[positive] * np.log(prediction[positive]
+                                                                                      / e2[positive])), rtol=1e-4)
+
+    def test_cosine_student_closeness_is_bounded(self):
+        """max_j Q2_ij <= 1 / (1 + 0.2 (k - 1)) under the cosine distance, however far h moves (the docstring's
+        reason why an unsharpened HOE prediction cannot match a sharp target)."""
+        k = 10
+        w = _rand(k, 4, seed=5)
+        h = np.concatenate([w * 100.0, _rand(50, 4, seed=6) * 1e3])  # on the centres' rays and far away
+        q2 = losses.sai_closeness(h, w, "cosine")[1]
+        assert float(jnp.max(q2)) <= 1 / (1 + 0.2 * (k - 1)) + 1e-6
+
     def test_sai_loss_gradient_matches_finite_differences(self):
         with jax.enable_x64(True):
             h = jnp.asarray(_rand(6, 3, seed=3), jnp.float64)
@@ -125,9 +156,11 @@ class AssignmentTest(chex.TestCase):
             for metric in ("cosine", "cityblock"):
                 for direction in losses.KL_DIRECTIONS:
                     for target in losses.SAI_TARGETS:
-                        check_grads(lambda a, b: losses.sai_loss(a, b, metric, stop_target=False,
-                                                                 direction=direction, target=target),
-                                    (h, w), order=1, modes=["rev"], atol=1e-4, rtol=1e-4)
+                        for sharpen in (True, False):
+                            check_grads(lambda a, b: losses.sai_loss(a, b, metric, stop_target=False,
+                                                                     direction=direction, target=target,
+                                                                     sharpen_prediction=sharpen),
+                                        (h, w), order=1, modes=["rev"], atol=1e-4, rtol=1e-4)
 
     def test_bad_arguments(self):
         with pytest.raises(ValueError, match="unknown metric 'manhattan'"):
@@ -208,22 +241,25 @@ def test_sai_clusters_digits_and_reports_its_baseline():
     assert model.params_["centres"].shape == (3, 10)
 
 
-def test_sai_objective_trains_on_the_loss_of_its_roles():
+@pytest.mark.parametrize("roles", [{"direction": "target_first", "target": "p1"},
+                                   {"direction": "target_first", "target": "p1", "sharpen_prediction": False}])
+def test_sai_objective_trains_on_the_loss_of_its_roles(roles):
     model = build_sai_autoencoder(SAIPreset(hidden=(8,)), (6,))
     params = {"autoencoder": model.init(jax.random.PRNGKey(0), jnp.zeros((2, 6)))["params"],
               "centres": jnp.asarray(_rand(3, 10, seed=5))}
     x = jnp.asarray(_rand(5, 6, seed=6))
-    objective = SAIObjective(model, "cosine", direction="target_first", target="p1")
+    objective = SAIObjective(model, "cosine", **roles)
 
     def per_sample(p):
         h = model.apply({"params": p["autoencoder"]}, x, method="encode")
-        return losses.sai_loss(h, p["centres"], "cosine", direction="target_first", target="p1") / 5
+        return losses.sai_loss(h, p["centres"], "cosine", **roles) / 5
 
     got = jax.grad(lambda p: objective.loss(p, x)[0])(params)
     chex.assert_trees_all_close(got, jax.grad(per_sample)(params), rtol=1e-5, atol=1e-7)
 
 
-@pytest.mark.parametrize("roles", [{}, {"direction": "target_first", "target": "p1"}])
+@pytest.mark.parametrize("roles", [{}, {"direction": "target_first", "target": "p1"},
+                                   {"direction": "target_first", "target": "p1", "sharpen_prediction": False}])
 def test_sai_trace_describes_every_epoch_without_labels(roles):
     x, _ = digits_subset(per_class=60)
     preset = SAIPreset(batch_size=32, pretrain_epochs=5, max_epochs=4, tol=0.0, **roles)

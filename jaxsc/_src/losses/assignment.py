@@ -33,18 +33,22 @@ def frequency_normalized(q: jax.Array, power: float = 2.0) -> jax.Array:
     return weighted / jnp.maximum(jnp.sum(weighted, axis=1, keepdims=True), tiny)
 
 
-def sai_assignments(h: jax.Array, centres: jax.Array, metric: str = "cosine",
-                    power: float = 2.0) -> tuple[jax.Array, jax.Array]:
-    """``(P1, P2)``: P1 from the hinge closeness of Euclidean distances, P2 from the Student closeness of the
-    ``metric`` distances (``euclidean``: HOMO, ``cosine``: HOE, ``correlation``: HOT, ``cityblock``: HIT)."""
+def sai_closeness(h: jax.Array, centres: jax.Array, metric: str = "cosine") -> tuple[jax.Array, jax.Array]:
+    """``(Q1, Q2)``: the hinge closeness of Euclidean distances (Eq. 7) and the Student closeness of the ``metric``
+    distances (Eq. 8; ``euclidean``: HOMO, ``cosine``: HOE, ``correlation``: HOT, ``cityblock``: HIT)."""
     if metric not in DISTANCES:
         raise ValueError(f"unknown metric {metric!r}; choose one of {sorted(DISTANCES)}")
     h = h.reshape(h.shape[0], -1)
     if centres.ndim != 2 or centres.shape[1] != h.shape[1]:
         raise ValueError(f"centres must be (k, {h.shape[1]}), got shape {centres.shape}")
-    p1 = frequency_normalized(hinge_closeness(euclidean_distance(h, centres)), power)
-    p2 = frequency_normalized(student_closeness(DISTANCES[metric](h, centres)), power)
-    return p1, p2
+    return hinge_closeness(euclidean_distance(h, centres)), student_closeness(DISTANCES[metric](h, centres))
+
+
+def sai_assignments(h: jax.Array, centres: jax.Array, metric: str = "cosine",
+                    power: float = 2.0) -> tuple[jax.Array, jax.Array]:
+    """``(P1, P2)``: :func:`sai_closeness` turned into assignments by Eq. 6 (:func:`frequency_normalized`)."""
+    q1, q2 = sai_closeness(h, centres, metric)
+    return frequency_normalized(q1, power), frequency_normalized(q2, power)
 
 
 def _kl(p: jax.Array, q: jax.Array) -> jax.Array:
@@ -59,7 +63,8 @@ SAI_TARGETS = ("p2", "p1")
 
 
 def sai_loss(h: jax.Array, centres: jax.Array, metric: str = "cosine", power: float = 2.0,
-             stop_target: bool = True, direction: str = "prediction_first", target: str = "p2") -> jax.Array:
+             stop_target: bool = True, direction: str = "prediction_first", target: str = "p2",
+             sharpen_prediction: bool = True) -> jax.Array:
     """The KL between the two assignments over the batch (Eq. 4-5). With ``target="p2"`` (the paper's roles)
     P1 is the prediction and P2 the target:
 
@@ -79,13 +84,26 @@ def sai_loss(h: jax.Array, centres: jax.Array, metric: str = "cosine", power: fl
     assignment as the sharper target. Under the paper's roles P2 is the flatter of the two (with the cosine
     distance, (1 + z_ij^2)^-1 lies in [0.2, 1]), and minimising the KL flattens P1 towards it
     (``benchmarks/results/sai.md``).
+
+    ``sharpen_prediction=False`` takes the prediction as its closeness normalised over the centres,
+    Q_ij / sum_j' Q_ij', instead of Eq. 6's P: with ``target="p1"`` and ``direction="target_first"``,
+    L = sum_ij P1_ij log(P1_ij / Q2_ij), DEC's objective (target P = Q^2 / f normalised, prediction Q) with the
+    target taken from the other metric. A sharpened prediction can match a sharp target while its closeness
+    stays flat, so self-training with it does not have to sharpen; DEC's unsharpened q has to. Where Q2 is
+    bounded (cosine and correlation distances lie in [0, 2], so (1 + z^2)^-1 in [0.2, 1] and max_j Q2_ij
+    <= 1 / (1 + 0.2 (k - 1))) no prediction can match a sharp target.
     """
     if direction not in KL_DIRECTIONS:
         raise ValueError(f"unknown KL direction {direction!r}; choose one of {KL_DIRECTIONS}")
     if target not in SAI_TARGETS:
         raise ValueError(f"unknown SAI target {target!r}; choose one of {SAI_TARGETS}")
-    p1, p2 = sai_assignments(h, centres, metric, power)
+    q1, q2 = sai_closeness(h, centres, metric)
+    p1, p2 = frequency_normalized(q1, power), frequency_normalized(q2, power)
     prediction, fixed = (p1, p2) if target == "p2" else (p2, p1)
+    if not sharpen_prediction:
+        closeness = q1 if target == "p2" else q2
+        tiny = jnp.finfo(closeness.dtype).tiny
+        prediction = closeness / jnp.maximum(jnp.sum(closeness, axis=1, keepdims=True), tiny)
     if stop_target:
         fixed = jax.lax.stop_gradient(fixed)
     return _kl(prediction, fixed) if direction == "prediction_first" else _kl(fixed, prediction)

@@ -5,9 +5,9 @@
 2. Initialise the k centres by k-means on the embeddings h = f(x) (this is also the DAE+k-means baseline).
 3. Train encoder and centres jointly on the KL between P1 and P2 (:func:`jaxsc.losses.sai_loss`: KL(P1 || P2)
    by default, the paper's KL(P2 || P1) with ``direction='target_first'``, P1 the fixed target and P2 trained
-   with ``target='p1'``) with SGD + momentum on
-   mini-batches, the learning rate multiplied by ``decay`` every ``decay_every`` epochs, until fewer than
-   ``tol`` (0.03%) of the assignments change between two epochs or ``max_epochs`` pass.
+   with ``target='p1'``, the prediction's closeness unsharpened (DEC's form) with ``sharpen_prediction=False``)
+   with SGD + momentum on mini-batches, the learning rate multiplied by ``decay`` every ``decay_every`` epochs,
+   until fewer than ``tol`` (0.03%) of the assignments change between two epochs or ``max_epochs`` pass.
 4. Labels: argmax_j P1_ij over the whole data.
 
 Every epoch also records label-free signs of how the assignments evolve (:class:`SAIEpoch`: the KL over the whole
@@ -50,7 +50,8 @@ class SAIPreset:
     for the CPU budget; the DAE is pretrained with Adam 1e-3 (jaxsc's pretraining) rather than SGD.
     ``tfidf``: turn term counts into TF-IDF rows first (BBC), over the ``top_terms`` most frequent terms when set
     (the paper's text protocol: "TF-IDF vector of 2000 most frequent words"). ``direction`` and ``target``
-    (which assignment is the target: ``'p2'``, the paper's, or ``'p1'``): see :func:`jaxsc.losses.sai_loss`.
+    (which assignment is the target: ``'p2'``, the paper's, or ``'p1'``) and ``sharpen_prediction`` (the prediction
+    by Eq. 6, the paper's, or its closeness normalised over the centres): see :func:`jaxsc.losses.sai_loss`.
     """
 
     encoder: str = "mlp"
@@ -70,6 +71,7 @@ class SAIPreset:
     stop_target: bool = True
     direction: str = "prediction_first"
     target: str = "p2"
+    sharpen_prediction: bool = True
     tfidf: bool = False
     top_terms: int | None = None
 
@@ -118,12 +120,13 @@ class SAIObjective:
     stop_target: bool = True
     direction: str = "prediction_first"
     target: str = "p2"
+    sharpen_prediction: bool = True
 
     def loss(self, params, x):
         """``(KL per sample, terms)`` on a batch."""
         h = self.model.apply({"params": params["autoencoder"]}, x, method="encode")
         value = sai_loss(h, params["centres"], self.metric, self.power, self.stop_target,
-                         self.direction, self.target) / x.shape[0]
+                         self.direction, self.target, self.sharpen_prediction) / x.shape[0]
         return value, {"kl": value}
 
     def optimizer(self):
@@ -151,12 +154,12 @@ def build_sai_autoencoder(preset: SAIPreset, sample_shape: tuple[int, ...], mean
     raise ValueError(f"unknown encoder {preset.encoder!r}; choose 'mlp' or 'cnn'")
 
 
-@partial(jax.jit, static_argnames=("metric", "power", "direction", "target"))
-def _assignment_summary(h, centres, metric, power, direction, target):
+@partial(jax.jit, static_argnames=("metric", "power", "direction", "target", "sharpen_prediction"))
+def _assignment_summary(h, centres, metric, power, direction, target, sharpen_prediction):
     """Labels argmax_j P1_ij, the KL of ``direction`` and ``target`` per sample over all of ``h``,
     mean_i max_j P1_ij and mean_i ||h_i||."""
     p1 = sai_assignments(h, centres, metric, power)[0]
-    kl = sai_loss(h, centres, metric, power, True, direction, target) / h.shape[0]
+    kl = sai_loss(h, centres, metric, power, True, direction, target, sharpen_prediction) / h.shape[0]
     return jnp.argmax(p1, axis=1), kl, jnp.mean(jnp.max(p1, axis=1)), jnp.mean(jnp.linalg.norm(h, axis=1))
 
 
@@ -246,7 +249,7 @@ def fit_sai(x, n_clusters: int, variant: str = "hoe", preset: SAIPreset = SAIPre
 
     def record(h, centres) -> float:
         labels, kl, sharpness, norm = _assignment_summary(h, centres, metric, preset.power, preset.direction,
-                                                               preset.target)
+                                                          preset.target, preset.sharpen_prediction)
         labels = np.asarray(labels)
         changed = 0.0 if previous["labels"] is None else float(np.mean(labels != previous["labels"]))
         shares = np.bincount(labels, minlength=n_clusters) / labels.size
@@ -269,7 +272,7 @@ def fit_sai(x, n_clusters: int, variant: str = "hoe", preset: SAIPreset = SAIPre
     start = time.perf_counter()
     objective = SAIObjective(model, metric, preset.learning_rate, preset.momentum, preset.decay,
                              preset.decay_every * per_epoch, preset.power, preset.stop_target, preset.direction,
-                             preset.target)
+                             preset.target, preset.sharpen_prediction)
     result = train(objective, {"autoencoder": autoencoder_params, "centres": init.centers}, data,
                    preset.max_epochs * per_epoch, key=keys[3], batch_size=batch, log_every=per_epoch,
                    verbose=verbose, desc=f"sai-{variant}", stop_check=assignments_settled)
