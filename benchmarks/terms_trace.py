@@ -26,7 +26,7 @@ import numpy as np
 from _tables import RESULTS, machine_lines
 
 from jaxsc import data, metrics
-from jaxsc._src.api import build_autoencoder, build_objective, cluster, fit, pretrain
+from jaxsc._src.api import build_autoencoder, build_objective, cluster, finetune_data, fit, pretrain
 from jaxsc._src.cli import _PRETRAIN_FIELDS, _machine, parse_override
 from jaxsc._src.methods.presets import METHODS, PRESETS, get_preset
 from jaxsc._src.models.classifier import classifier_probs
@@ -95,8 +95,8 @@ def main() -> None:
         if key not in pretrained:
             pretrained[key] = pretrain(ds.x, preset, seed=args.seed, verbose=False)
         model = build_autoencoder(preset, ds.x.shape[1:])
-        x = jnp.asarray(ds.x * preset.data_scale)
-        terms = term_gradients(build_objective(preset, model), x)
+        samples = jnp.asarray(ds.x * preset.data_scale)
+        terms = term_gradients(build_objective(preset, model), finetune_data(preset, model, pretrained[key], samples))
         steps = preset.finetune_steps if args.steps is None else args.steps
         every, rows = -(-steps // args.reads), []  # reads at every, 2 every, ... and at the last step
 
@@ -106,7 +106,7 @@ def main() -> None:
                 row[name] = f"{float(value) + 0.0:.3g} ({float(norm):.2g})"  # + 0.0: no "-0"
                 if name not in names:
                     names.append(name)
-            row.update(coefficient_row(params, model, x, preset))
+            row.update(coefficient_row(params, model, samples, preset))
             labels = np.asarray(cluster(params["coef"], ds.n_clusters, preset.post, seed=args.seed).labels)
             row["ACC"] = f"{metrics.accuracy(ds.y, labels):.4f}"
             rows.append(row)

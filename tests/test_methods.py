@@ -201,6 +201,29 @@ def test_cli_methods_and_subsample(capsys):
     assert "pssc digits seed 0: ACC" in capsys.readouterr().out
 
 
+def test_terms_trace_reads_udll_locality_term_on_the_fits_prior_graph():
+    """benchmarks/terms_trace.py on UDLL: the objective reads the prior graph that :func:`jaxsc.fit` builds
+    (``api.finetune_data``); the terms add up to the loss and the locality term is w_local L_locality of Z."""
+    x, _ = digits_subset(per_class=8)
+    preset = presets.get_preset(None, x.shape[1:], "udll")
+    model = api.build_autoencoder(preset, x.shape[1:])
+    objective = api.build_objective(preset, model)
+    ae = model.init(jax.random.PRNGKey(0), x[:2])["params"]
+    params = train.init_self_expressive_params(ae, len(x), 1e-2)
+    params["coef"] = params["coef"] + 1e-2 * jax.random.normal(jax.random.PRNGKey(2), params["coef"].shape)
+    batch = api.finetune_data(preset, model, ae, x)
+    assert set(batch) == {"x", "neighbor_index", "neighbor_weight"}
+    assert batch["neighbor_index"].shape == (len(x), preset.neighbors)
+    trace = benchmark_module("terms_trace").term_gradients(objective, batch)(params)
+    assert "local" in trace
+    loss, _ = objective.loss(params, batch)
+    np.testing.assert_allclose(sum(float(v) for v, _ in trace.values()), float(loss), rtol=1e-5)
+    z = model.apply({"params": params["autoencoder"]}, jnp.asarray(x), method="encode")
+    np.testing.assert_allclose(float(trace["local"][0]), preset.w_local * float(
+        losses.locality_loss(z, batch["neighbor_index"], batch["neighbor_weight"])), rtol=1e-5)
+    assert float(trace["local"][1]) == 0.0  # the locality term reads Z only: it moves C through Z, not directly
+
+
 def test_terms_trace_splits_the_coefficient_gradient_by_term():
     """benchmarks/terms_trace.py: each term's weighted value and C-gradient norm; together they are the loss and
     its gradient with respect to C (PSSC: every term, the head's included)."""

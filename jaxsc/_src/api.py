@@ -95,11 +95,7 @@ def fit(x, preset: Preset, autoencoder_params: Any, *, n_clusters: int | None = 
         head = dict(latent_dim=int(np.prod(latent.shape[1:])), n_clusters=n_clusters,
                     key=jax.random.PRNGKey(seed))
     params = init_self_expressive_params(autoencoder_params, x.shape[0], preset.coef_init, **head)
-    data = jnp.asarray(x)
-    if preset.w_local > 0:  # UDLL: the prior graph of the pretrained latent rows
-        index, weight = adaptive_neighbors(model.apply({"params": autoencoder_params}, data, method="encode"),
-                                           preset.neighbors)
-        data = {"x": data, "neighbor_index": index, "neighbor_weight": weight}
+    data = finetune_data(preset, model, autoencoder_params, x)
     if extras:
         data = {**(data if isinstance(data, dict) else {"x": data}), **extras}
     steps = preset.finetune_steps if steps is None else steps
@@ -107,6 +103,18 @@ def fit(x, preset: Preset, autoencoder_params: Any, *, n_clusters: int | None = 
                    log_every=max(steps // 10, 1) if log_every is None else log_every, verbose=verbose,
                    desc="fine-tune", mesh=mesh, stop_check=stop_check, check_memory=check_memory)
     return FitResult(result.params, result.params["coef"], result.history, result.steps)
+
+
+def finetune_data(preset: Preset, model, autoencoder_params, x):
+    """What the fine-tune objective reads: the samples ``x`` (already scaled by ``preset.data_scale``), with UDLL's
+    prior graph (:func:`jaxsc.losses.adaptive_neighbors` on the pretrained latent rows, ``preset.neighbors``
+    neighbours each) as ``{'x', 'neighbor_index', 'neighbor_weight'}`` when ``preset.w_local > 0``."""
+    data = jnp.asarray(x)
+    if preset.w_local > 0:
+        index, weight = adaptive_neighbors(model.apply({"params": autoencoder_params}, data, method="encode"),
+                                           preset.neighbors)
+        data = {"x": data, "neighbor_index": index, "neighbor_weight": weight}
+    return data
 
 
 def cluster(coef, n_clusters: int, post: PostConfig = PostConfig(), *, seed: int = 0) -> ClusterResult:
