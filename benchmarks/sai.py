@@ -80,8 +80,8 @@ def write_table() -> str:
              "falling where Q2 is bounded (cosine and correlation distances lie in [0, 2], so max_j Q2_ij <= "
              "1 / (1 + 0.2 (k - 1)) = 0.36 for k = 10: no Q2 can match a sharp target). That check also printed "
              "mnist-5k seed 0's ACC for HOE and HOMO (the mnist-5k rows are not blind; BBC and mnist-test were not "
-             "looked at), nothing was tuned on it. Run on 2026-12-06 on 2 cores shared with another benchmark; "
-             "mnist-test: seeds 0-2 only (about 6 minutes a variant and seed there).",
+             "looked at), nothing was tuned on it. Run on 2026-12-06, BBC and mnist-5k on 2 cores shared with another "
+             "benchmark (s/epoch inflated), mnist-test's seeds 0-2 and 3-4 in two invocations.",
              "",
              "| setting | method | seeds | ACC mean ± std | ACC max | NMI | ARI | precision | DAE+k-means ACC | "
              "epochs | s/epoch | sharpness | smallest | ‖h‖ | paper ACC |",
