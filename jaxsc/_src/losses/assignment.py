@@ -98,12 +98,12 @@ def sai_loss(h: jax.Array, centres: jax.Array, metric: str = "cosine", power: fl
     if target not in SAI_TARGETS:
         raise ValueError(f"unknown SAI target {target!r}; choose one of {SAI_TARGETS}")
     q1, q2 = sai_closeness(h, centres, metric)
-    p1, p2 = frequency_normalized(q1, power), frequency_normalized(q2, power)
-    prediction, fixed = (p1, p2) if target == "p2" else (p2, p1)
-    if not sharpen_prediction:
-        closeness = q1 if target == "p2" else q2
-        tiny = jnp.finfo(closeness.dtype).tiny
-        prediction = closeness / jnp.maximum(jnp.sum(closeness, axis=1, keepdims=True), tiny)
+    predicted, fixed = (q1, q2) if target == "p2" else (q2, q1)
+    fixed = frequency_normalized(fixed, power)
+    if sharpen_prediction:
+        prediction = frequency_normalized(predicted, power)
+    else:
+        prediction = predicted / jnp.maximum(jnp.sum(predicted, axis=1, keepdims=True), jnp.finfo(predicted.dtype).tiny)
     if stop_target:
         fixed = jax.lax.stop_gradient(fixed)
     return _kl(prediction, fixed) if direction == "prediction_first" else _kl(fixed, prediction)
