@@ -82,6 +82,18 @@ def test_zero_diagonal_raw_term_and_infonce_temporaries():
     assert train.plan_train_memory(*_problem(n, w_nce=1.0)).temp_bytes <= plain + 1.5 * square
 
 
+def test_pseudo_graph_contrastive_temporaries():
+    """PSSC's contrastive pseudo-graph term, computed in blocks of rows by a custom VJP, adds dL/dS and block-sized
+    arrays (at n = 512, blocks of 256 rows: half of C each) to a step's plan; autodiff of the whole n x n
+    expression added 6.0 n x n float32 arrays (XLA's CPU plan at n = 1024)."""
+    n = 512
+    objective, params, x = _problem(n, w_graph=1.0)
+    params = train.init_self_expressive_params(params["autoencoder"], n, 1e-4, latent_dim=64, n_clusters=10,
+                                               key=jax.random.PRNGKey(3))
+    plain = train.plan_train_memory(*_problem(n)).temp_bytes
+    assert train.plan_train_memory(objective, params, x).temp_bytes <= plain + 2.0 * 4 * n * n
+
+
 def test_cluster_stage_holds_at_most_one_square_temporary():
     """XLA's plan for the thresholded C and the iterative (large n) cluster stage, beside C itself: the
     threshold levels are found without an n x n temporary, and the stage holds one, the symmetric part of the

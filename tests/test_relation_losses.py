@@ -77,8 +77,9 @@ class RelationLossTest(chex.TestCase):
                         modes=["rev"], atol=1e-5, rtol=1e-5)
             p = jnp.asarray(_probs(5, 3), jnp.float64)
             s = jnp.asarray(np.abs(_rand(5, 5, seed=4)) * 0.2, jnp.float64)
-            check_grads(lambda pp, ss: losses.pseudo_graph_contrastive(pp, ss), (p, s), order=1, modes=["rev"],
-                        atol=1e-5, rtol=1e-5)
+            for block_rows in (256, 2):  # one block; blocks of 2 rows, the last one shifted back over row 3
+                check_grads(lambda pp, ss: losses.pseudo_graph_contrastive(pp, ss, block_rows=block_rows), (p, s),
+                            order=1, modes=["rev"], atol=1e-5, rtol=1e-5)
             check_grads(lambda pp: losses.pseudo_label_loss(pp, 0.5), (p,), order=1, modes=["rev"],
                         atol=1e-5, rtol=1e-5)
         # the hinge form is piecewise linear in S: dL/dS_ij = (1 - E_ij) [S_ij > 0] - E_ij [S_ij < 1e-3]
@@ -107,11 +108,37 @@ class RelationLossTest(chex.TestCase):
                 same = float(pd[i].argmax() == pd[j].argmax())
                 hinge += max(0.0, (1 - same) * sd[i, j]) + max(0.0, same * (1e-3 - sd[i, j]))
         hinge += np.sum(pd.sum(0) ** 2)
-        np.testing.assert_allclose(self.variant(losses.pseudo_graph_contrastive)(p, s), contrastive / 6, rtol=1e-4)
+        for block_rows in (256, 4, 1):
+            np.testing.assert_allclose(self.variant(losses.pseudo_graph_contrastive, static_argnums=(2, 3))(p, s, 1.0,
+                                                                                                        block_rows),
+                                       contrastive / 6, rtol=1e-4)
         np.testing.assert_allclose(self.variant(losses.pseudo_graph_hinge)(p, s), hinge, rtol=1e-5)
 
 
+def test_contrastive_gradient_equals_autodiff_of_the_whole_matrix():
+    """The blocked custom VJP against autodiff of the expression on whole n x n matrices (float64), with a
+    repeated row (d = 0 off the diagonal) and a block size that does not divide n."""
+    def whole(probs, similarity):
+        sq = jnp.maximum(jnp.sum((probs[:, None] - probs[None]) ** 2, axis=-1), 0.0)
+        dist = jnp.where(sq > 1e-12, jnp.sqrt(jnp.where(sq > 1e-12, sq, 1.0)), 0.0)
+        return jnp.sum(similarity * sq + (1 - similarity) * jax.nn.relu(1.0 - dist) ** 2) / probs.shape[0]
+
+    with jax.enable_x64(True):
+        p = jnp.asarray(_probs(23, 4, seed=9), jnp.float64).at[3].set(_probs(23, 4, seed=9)[7])
+        s = jnp.asarray(np.abs(_rand(23, 23, seed=10)), jnp.float64)
+        expected = jax.value_and_grad(whole, argnums=(0, 1))(p, s)
+        for block_rows in (1, 5, 23):
+            value, grads = jax.value_and_grad(losses.pseudo_graph_contrastive, argnums=(0, 1))(p, s, 1.0, block_rows)
+            np.testing.assert_allclose(value, expected[0], rtol=1e-12)
+            for got, want in zip(grads, expected[1]):
+                np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-12)
+
+
 def test_shape_errors_name_the_problem():
+    with pytest.raises(ValueError, match=r"similarity \(4, 4\) must be \(n, n\) for 3 rows"):
+        losses.pseudo_graph_contrastive(jnp.full((3, 2), 0.5), jnp.zeros((4, 4)))
+    with pytest.raises(ValueError, match="block_rows must be >= 1, got 0"):
+        losses.pseudo_graph_contrastive(jnp.full((3, 2), 0.5), jnp.zeros((3, 3)), block_rows=0)
     with pytest.raises(ValueError, match=r"C has shape \(4, 4\), expected \(3, 3\)"):
         losses.laplacian_reconstruction_loss(jnp.zeros((3, 2)), jnp.zeros((3, 2)), jnp.zeros((4, 4)))
     with pytest.raises(ValueError, match="reconstruction shape"):
