@@ -29,4 +29,4 @@ def test_variant_is_the_file_name_less_dataset_method_and_init():
 def test_readme_starts_with_the_two_commands():
     head = (ROOT / "README.md").read_text().split("```")[1]
     assert "pip install . && jaxsc run --dataset digits" in head
-    assert 'pip install ".[test]" && python -m pytest -q -n auto tests' in head
+    assert 'pip install ".[test]" && python -m pytest -q -n 2 tests' in head
