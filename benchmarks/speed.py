@@ -25,6 +25,9 @@
 6. LRSC distillation (``--sections distill``): the full-batch LRSC fine-tune step (distillation + InfoNCE) on
    MNIST-shaped data with the teacher's heat kernel W recomputed in every step from the features (as before
    2026-11-24) against W computed once and passed in (what ``fit_lrsc`` does now), at the mnist-0-4 protocol's n.
+7. PSSC's pseudo-graph (``--sections pseudo_graph``): the contrastive term with its gradient, jaxsc's blocked
+   custom VJP against autodiff of the whole n x n expression (``jaxsc._src.testing.reference``), time and the
+   temporaries of XLA's plan.
 
 The cluster stage is timed with the solvers ``dense`` (eigh) and ``randomized`` (randomized top subspace, Chebyshev-
 filtered embedding), and past ``jaxsc.cluster.LARGE_N`` also ``iterative`` (sparse top-k affinity). Writes
@@ -33,6 +36,7 @@ filtered embedding), and past ``jaxsc.cluster.LARGE_N`` also ``iterative`` (spar
     python benchmarks/speed.py --dscnet-port ../DSC-Net --cluster-n 1000 1440 5000 10000 \\
         --scaling 1000 2000 5000 10000 20000
     python benchmarks/speed.py --sections large --large 5000 20000 70000
+    python benchmarks/speed.py --sections pseudo_graph
 """
 from __future__ import annotations
 
@@ -271,7 +275,7 @@ def step_case(name: str, port, repeats: int) -> dict:
     return row
 
 
-SECTIONS = ("cluster", "step", "products", "conv", "scaling", "large", "distill")
+SECTIONS = ("cluster", "step", "products", "conv", "scaling", "large", "distill", "pseudo_graph")
 
 
 def cluster_section(rows: list, dense_max_n: int) -> list[str]:
@@ -501,6 +505,43 @@ def distill_section(rows: list) -> list[str]:
     for r in rows:
         lines.append(f"| {r['n']} | {r['per_step_s']:.3f} | {r['once_s']:.3f} | "
                      f"{r['per_step_s'] / r['once_s']:.1f}x | {r['build_w_s']:.3f} |")
+    return lines
+
+
+PSEUDO_GRAPH_CASES = ((1440, 20), (5000, 10), (10000, 10))  # (n, clusters): COIL20, the large-scale sample, 10k
+
+
+def pseudo_graph_case(n: int, k: int, repeats: int) -> dict:
+    """Seconds and XLA's temporaries (in units of an n x n float32 array) of the contrastive pseudo-graph term's
+    value and gradients with respect to the probabilities and S, blocked (jaxsc) and whole-matrix (reference),
+    taking turns."""
+    probs = jax.nn.softmax(3.0 * jax.random.normal(jax.random.PRNGKey(0), (n, k)))
+    similarity = jax.random.uniform(jax.random.PRNGKey(1), (n, n))
+    forms = {"blocked": jaxsc.losses.pseudo_graph_contrastive, "whole": reference.pseudo_graph_contrastive_whole}
+    calls, temps = {}, {}
+    for name, loss in forms.items():
+        compiled = jax.jit(jax.value_and_grad(loss, argnums=(0, 1))).lower(probs, similarity).compile()
+        temps[name] = compiled.memory_analysis().temp_size_in_bytes / (4 * n * n)
+        calls[name] = lambda compiled=compiled: jax.block_until_ready(compiled(probs, similarity))
+        calls[name]()
+    best = interleaved_best(calls, repeats)
+    return {"n": n, "k": k, "blocked_s": best["blocked"][0], "whole_s": best["whole"][0],
+            "blocked_temp": temps["blocked"], "whole_temp": temps["whole"]}
+
+
+def pseudo_graph_section(rows: list) -> list[str]:
+    lines = ["## PSSC's contrastive pseudo-graph term: blocks of rows against the whole n x n matrices", "",
+             f"Measured {datetime.date.today().isoformat()}. The term (1/n) sum_ij [S_ij d_ij^2 + (1 - S_ij) "
+             "max(0, 1 - d_ij)^2] with its gradients with respect to the n x k probabilities and S, jitted: "
+             "`blocked`, jaxsc's custom VJP over blocks of 256 rows (`jaxsc.losses.pseudo_graph_contrastive`, "
+             "since 2026-12-06); `whole`, autodiff of the expression on whole n x n matrices (before; "
+             "`jaxsc._src.testing.reference`). Temporaries: XLA's plan, in units of an n x n float32 array (the "
+             "gradient with respect to S is an output, not counted).", "",
+             "| n | k | blocked s | whole s | speed-up | blocked temporaries | whole temporaries |",
+             "|---|---|---|---|---|---|---|"]
+    for r in rows:
+        lines.append(f"| {r['n']} | {r['k']} | {r['blocked_s']:.4f} | {r['whole_s']:.4f} | "
+                     f"{r['whole_s'] / r['blocked_s']:.2f}x | {r['blocked_temp']:.2f} | {r['whole_temp']:.2f} |")
     return lines
 
 
@@ -752,6 +793,8 @@ def main() -> None:
         "scaling": lambda: scaling_section(args.scaling, args.repeats),
         "large": large_rows,
         "distill": lambda: distill_section([distill_case(n, max(2, args.repeats // 2)) for n in DISTILL_N]),
+        "pseudo_graph": lambda: pseudo_graph_section([pseudo_graph_case(n, k, args.repeats)
+                                                      for n, k in PSEUDO_GRAPH_CASES]),
     }
     for name, build in builders.items():
         if name in sections:

@@ -7,6 +7,7 @@ import pytest
 from jax.test_util import check_grads
 
 from jaxsc import losses
+from jaxsc._src.testing import reference
 
 
 def _rand(*shape, seed=0):
@@ -118,15 +119,10 @@ class RelationLossTest(chex.TestCase):
 def test_contrastive_gradient_equals_autodiff_of_the_whole_matrix():
     """The blocked custom VJP against autodiff of the expression on whole n x n matrices (float64), with a
     repeated row (d = 0 off the diagonal) and a block size that does not divide n."""
-    def whole(probs, similarity):
-        sq = jnp.maximum(jnp.sum((probs[:, None] - probs[None]) ** 2, axis=-1), 0.0)
-        dist = jnp.where(sq > 1e-12, jnp.sqrt(jnp.where(sq > 1e-12, sq, 1.0)), 0.0)
-        return jnp.sum(similarity * sq + (1 - similarity) * jax.nn.relu(1.0 - dist) ** 2) / probs.shape[0]
-
     with jax.enable_x64(True):
         p = jnp.asarray(_probs(23, 4, seed=9), jnp.float64).at[3].set(_probs(23, 4, seed=9)[7])
         s = jnp.asarray(np.abs(_rand(23, 23, seed=10)), jnp.float64)
-        expected = jax.value_and_grad(whole, argnums=(0, 1))(p, s)
+        expected = jax.value_and_grad(reference.pseudo_graph_contrastive_whole, argnums=(0, 1))(p, s)
         for block_rows in (1, 5, 23):
             value, grads = jax.value_and_grad(losses.pseudo_graph_contrastive, argnums=(0, 1))(p, s, 1.0, block_rows)
             np.testing.assert_allclose(value, expected[0], rtol=1e-12)

@@ -1,4 +1,5 @@
-"""benchmarks/speed.py's large-n section, run small: the path a GPU session runs at n = 70,000."""
+"""benchmarks/speed.py run small: the large-n section (the path a GPU session runs at n = 70,000) and the
+pseudo-graph section."""
 from conftest import benchmark_module
 
 from jaxsc._src.cluster import pipeline
@@ -25,3 +26,12 @@ def test_large_case_falls_back_to_bfloat16_moments_and_reports_the_iterative_sta
     assert lines[0] == "## Dense C at large n: DSC-L2 end to end"
     assert any(line.startswith("| 400 | 0.00 | bfloat16 |") and "| iterative |" in line for line in lines)
     assert lines[-1] == "n = 500: does not fit."
+
+
+def test_pseudo_graph_case_compares_the_blocked_and_whole_forms():
+    speed = benchmark_module("speed")
+    row = speed.pseudo_graph_case(600, 5, repeats=1)
+    assert row["blocked_s"] > 0 and row["whole_s"] > 0
+    assert row["blocked_temp"] < row["whole_temp"]  # 600 rows: blocks of 256, the whole form's n x n arrays
+    lines = speed.pseudo_graph_section([row])
+    assert lines[-1].startswith("| 600 | 5 |") and lines[-1].count("|") == 8

@@ -1,4 +1,5 @@
-"""Plain numpy / scipy / scikit-learn versions of the cluster stage, written from SPEC section 2.
+"""Plain numpy / scipy / scikit-learn versions of the cluster stage, written from SPEC section 2, and the
+whole-matrix form of PSSC's contrastive pseudo-graph term.
 
 They are the references the jitted stage is tested and benchmarked against: loops where the method is
 described as a loop, ``scipy.sparse.linalg.svds`` for the top singular triplets, and scikit-learn's
@@ -6,6 +7,8 @@ described as a loop, ``scipy.sparse.linalg.svds`` for the top singular triplets,
 """
 from __future__ import annotations
 
+import jax
+import jax.numpy as jnp
 import numpy as np
 
 
@@ -62,3 +65,15 @@ def cluster_reference(coef: np.ndarray, n_clusters: int, threshold: float, subsp
     affinity = svd_affinity_reference(threshold_loop(coef, threshold), n_clusters, subspace_dim, power,
                                       add_identity)
     return spectral_reference(affinity, n_clusters, seed=seed), affinity
+
+
+def pseudo_graph_contrastive_whole(probs: jax.Array, similarity: jax.Array, margin: float = 1.0) -> jax.Array:
+    """``jaxsc.losses.pseudo_graph_contrastive`` on whole n x n matrices, differentiated by autodiff (jaxsc's form
+    until 2026-12-06; the blocked custom VJP is tested and benchmarked against it):
+    (1/n) sum_ij [S_ij d_ij^2 + (1 - S_ij) max(0, margin - d_ij)^2], d_ij^2 by the Gram expansion clipped at 0."""
+    norms = jnp.sum(jnp.square(probs), axis=1)
+    sq = jnp.maximum(norms[:, None] + norms[None, :] - 2.0 * probs @ probs.T, 0.0)
+    positive = sq > 1e-12
+    dist = jnp.where(positive, jnp.sqrt(jnp.where(positive, sq, 1.0)), 0.0)
+    pairs = similarity * sq + (1.0 - similarity) * jnp.square(jax.nn.relu(margin - dist))
+    return jnp.sum(pairs) / probs.shape[0]
