@@ -76,17 +76,18 @@ def test_zero_diagonal_raw_term_and_infonce_temporaries():
     n = 512
     square = 4 * n * n
     plain = train.plan_train_memory(*_problem(n)).temp_bytes
+    # the raw term's n x 128 rows [Z, X] and their gradient are a quarter of C each at this n
     for terms in ({"zero_diagonal": True}, {"w_raw": 1.0}, {"zero_diagonal": True, "w_raw": 1.0}):
-        assert train.plan_train_memory(*_problem(n, **terms)).temp_bytes <= plain + 0.3 * square, terms
+        assert train.plan_train_memory(*_problem(n, **terms)).temp_bytes <= plain + 0.5 * square, terms
     # LRSC's InfoNCE: its logits, not also an n x n log-softmax for their diagonal (2.2 before 2026-12-06)
     assert train.plan_train_memory(*_problem(n, w_nce=1.0)).temp_bytes <= plain + 1.5 * square
 
 
 def test_pseudo_graph_contrastive_temporaries():
     """PSSC's contrastive pseudo-graph term, computed in blocks of rows by a custom VJP, adds dL/dS and block-sized
-    arrays (at n = 512, blocks of 256 rows: half of C each) to a step's plan; autodiff of the whole n x n
-    expression added 6.0 n x n float32 arrays (XLA's CPU plan at n = 1024)."""
-    n = 512
+    arrays (blocks of 256 rows: a quarter of C each at n = 1024) to a step's plan; autodiff of the whole n x n
+    expression added 6.0 n x n float32 arrays."""
+    n = 1024
     objective, params, x = _problem(n, w_graph=1.0)
     params = train.init_self_expressive_params(params["autoencoder"], n, 1e-4, latent_dim=64, n_clusters=10,
                                                key=jax.random.PRNGKey(3))
@@ -108,3 +109,14 @@ def test_cluster_stage_holds_at_most_one_square_temporary():
     post = cluster.PostConfig(threshold=0.2, subspace_dim=5, power=4.0, add_identity=True, solver="iterative")
     stage = _cluster.lower(coef, 10, post, jax.ShapeDtypeStruct((2,), jnp.uint32)).compile()
     assert stage.memory_analysis().temp_size_in_bytes <= 1.25 * square
+
+
+def test_step_writes_the_parameters_in_place():
+    """The step's new parameters depend on every other use of the old ones (``loop._after``), so XLA overwrites
+    the donated C instead of copying it at the start of every step (an n x n copy before 2026-12-06)."""
+    objective, params, x = _problem(256)
+    state = loop._initial_state(objective, params, x, None)
+    compiled = loop.train_step.lower(state, x, jax.random.PRNGKey(0), objective).compile().as_text()
+    entry = compiled[compiled.index("ENTRY"):]
+    assert not [line for line in entry.splitlines() if " copy(" in line and "[256,256]" in line]
+    assert "256,256" in entry  # C is in the step
