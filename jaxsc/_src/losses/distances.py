@@ -21,10 +21,11 @@ def unit_rows(v: jax.Array) -> jax.Array:
     return jnp.where(nonzero, v / jnp.sqrt(jnp.where(nonzero, sq, 1.0)), 0.0)
 
 
-def pairwise_sq_euclidean(a: jax.Array) -> jax.Array:
-    """``(n, n)`` matrix of ||a_i - a_j||^2 by the Gram expansion, clipped at 0."""
-    sq = jnp.sum(jnp.square(a), axis=1)
-    return jnp.maximum(sq[:, None] + sq[None, :] - 2.0 * (a @ a.T), 0.0)
+def pairwise_sq_euclidean(a: jax.Array, b: jax.Array | None = None) -> jax.Array:
+    """``(n, m)`` matrix of ||a_i - b_j||^2 by the Gram expansion, clipped at 0 (``b`` defaults to ``a``)."""
+    b = a if b is None else b
+    return jnp.maximum(jnp.sum(jnp.square(a), axis=1)[:, None] + jnp.sum(jnp.square(b), axis=1)[None, :]
+                       - 2.0 * (a @ b.T), 0.0)
 
 
 def cosine_distance(h: jax.Array, w: jax.Array) -> jax.Array:

@@ -7,6 +7,8 @@ from functools import partial
 import jax
 import jax.numpy as jnp
 
+from jaxsc._src.losses.distances import pairwise_sq_euclidean
+
 
 def pseudo_label_loss(probs: jax.Array, threshold: float = 0.8) -> jax.Array:
     """L_label = sum_i V_i CE(p_i, onehot(argmax p_i)) = -sum_i V_i log max_k p_ik,  V_i = [max_k p_ik >= thres]
@@ -40,10 +42,8 @@ def pseudo_graph_contrastive(probs: jax.Array, similarity: jax.Array, margin: fl
 def _contrastive_block(probs, similarity, margin, block_rows, start):
     """Rows ``start .. start + block_rows`` of S, of d^2 (the Gram expansion, clipped at 0), of d and of
     max(0, margin - d), and whether each pair has d > 0."""
-    rows = jax.lax.dynamic_slice_in_dim(probs, start, block_rows)
     s = jax.lax.dynamic_slice_in_dim(similarity, start, block_rows)
-    norms = jnp.sum(jnp.square(probs), axis=1)
-    sq = jnp.maximum(jnp.sum(jnp.square(rows), axis=1)[:, None] + norms[None, :] - 2.0 * rows @ probs.T, 0.0)
+    sq = pairwise_sq_euclidean(jax.lax.dynamic_slice_in_dim(probs, start, block_rows), probs)
     positive = sq > 1e-12
     dist = jnp.where(positive, jnp.sqrt(jnp.where(positive, sq, 1.0)), 0.0)
     return s, sq, positive, dist, jax.nn.relu(margin - dist)

@@ -11,6 +11,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxsc._src.losses.distances import pairwise_sq_euclidean
+
 
 def threshold_loop(coef: np.ndarray, threshold: float) -> np.ndarray:
     """Per column, walk the magnitudes in decreasing order, keeping entries until the running sum exceeds
@@ -71,8 +73,7 @@ def pseudo_graph_contrastive_whole(probs: jax.Array, similarity: jax.Array, marg
     """``jaxsc.losses.pseudo_graph_contrastive`` on whole n x n matrices, differentiated by autodiff (jaxsc's form
     until 2026-12-06; the blocked custom VJP is tested and benchmarked against it):
     (1/n) sum_ij [S_ij d_ij^2 + (1 - S_ij) max(0, margin - d_ij)^2], d_ij^2 by the Gram expansion clipped at 0."""
-    norms = jnp.sum(jnp.square(probs), axis=1)
-    sq = jnp.maximum(norms[:, None] + norms[None, :] - 2.0 * probs @ probs.T, 0.0)
+    sq = pairwise_sq_euclidean(probs)
     positive = sq > 1e-12
     dist = jnp.where(positive, jnp.sqrt(jnp.where(positive, sq, 1.0)), 0.0)
     pairs = similarity * sq + (1.0 - similarity) * jnp.square(jax.nn.relu(margin - dist))
