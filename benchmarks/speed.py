@@ -725,7 +725,8 @@ def previous_sections(path: Path) -> dict:
         return {}
     titles = {"## Cluster stage": "cluster", "## DSC fine-tune step": "step", "## C Z products": "products",
               "## Convolutions": "conv",
-              "## Scaling": "scaling", "## Dense C at large n": "large", "## LRSC distillation": "distill"}
+              "## Scaling": "scaling", "## Dense C at large n": "large", "## LRSC distillation": "distill",
+              "## PSSC's contrastive pseudo-graph": "pseudo_graph"}
     found = {}
     for chunk in path.read_text().split("\n## ")[1:]:
         chunk = "## " + chunk.strip()
