@@ -111,12 +111,17 @@ def test_cluster_stage_holds_at_most_one_square_temporary():
     assert stage.memory_analysis().temp_size_in_bytes <= 1.25 * square
 
 
-def test_step_writes_the_parameters_in_place():
+@pytest.mark.parametrize("early_stop", [None, train.EarlyStop()])
+def test_step_writes_the_parameters_in_place(early_stop):
     """The step's new parameters depend on every other use of the old ones (``loop._after``), so XLA overwrites
-    the donated C instead of copying it at the start of every step (an n x n copy before 2026-12-06)."""
+    the donated C instead of copying it at the start of every step (an n x n copy before 2026-12-06); under the
+    early stop the stopped step selects elementwise (its ``lax.cond`` copied C and both Adam moments twice)."""
     objective, params, x = _problem(256)
     state = loop._initial_state(objective, params, x, None)
-    compiled = loop.train_step.lower(state, x, jax.random.PRNGKey(0), objective).compile().as_text()
-    entry = compiled[compiled.index("ENTRY"):]
+    compiled = loop.train_step.lower(state, x, jax.random.PRNGKey(0), objective, None, early_stop).compile()
+    entry = compiled.as_text()[compiled.as_text().index("ENTRY"):]
     assert not [line for line in entry.splitlines() if " copy(" in line and "[256,256]" in line]
     assert "256,256" in entry  # C is in the step
+    plain = loop.train_step.lower(state, x, jax.random.PRNGKey(0), objective).compile()
+    temp = lambda c: c.memory_analysis().temp_size_in_bytes  # noqa: E731
+    assert temp(compiled) <= temp(plain) + 0.01 * 4 * 256 * 256  # a few scalars more
