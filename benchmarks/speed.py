@@ -278,20 +278,30 @@ def step_case(name: str, port, repeats: int) -> dict:
 SECTIONS = ("cluster", "step", "products", "conv", "scaling", "large", "distill", "pseudo_graph")
 
 
+def table_head(columns: list[str]) -> list[str]:
+    """A markdown table's header and rule for ``columns``."""
+    return ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+
+
+def section_head(title: str, text: str, columns: list[str]) -> list[str]:
+    """A result section's first lines: ``## title``, "Measured <today>." and ``text``, and ``columns``' table head."""
+    return [f"## {title}", "", f"Measured {datetime.date.today().isoformat()}. {text}", "", *table_head(columns)]
+
+
 def cluster_section(rows: list, dense_max_n: int) -> list[str]:
-    lines = [f"## Cluster stage (threshold {CLUSTER_POST.threshold}, subspace_dim {CLUSTER_POST.subspace_dim}, "
-             f"power {CLUSTER_POST.power:g}, C - diag(C) + I, discretize; K = 20 subspaces of dimension 5)", "",
-             f"Measured {datetime.date.today().isoformat()}. `randomized`: randomized top subspace and a "
-             "Chebyshev-filtered embedding; `iterative`: also a sparse top-k affinity. Both run with one BLAS "
-             "thread on the CPU (`jaxsc/_src/cluster/blas_threads.py`); the reference with the BLAS libraries' "
-             "default threads. Each timed call starts "
-             f"{SETTLE_S:g} s after the previous one ended (OpenBLAS's idle threads spin for about 0.2 s after a "
-             "call: `SETTLE_S` in `benchmarks/speed.py`). The reference takes part in half of the rounds past "
-             "n = 2000."
-             + (f" The dense solver was not timed past n = {dense_max_n} (`--dense-max-n`)."
-                if any(r["n"] > dense_max_n for r in rows) else ""), "",
-             "| n | solver | jaxsc s | compile s | reference s | speed-up | ACC jaxsc | ACC reference |",
-             "|---|---|---|---|---|---|---|---|"]
+    lines = section_head(
+        f"Cluster stage (threshold {CLUSTER_POST.threshold}, subspace_dim {CLUSTER_POST.subspace_dim}, "
+        f"power {CLUSTER_POST.power:g}, C - diag(C) + I, discretize; K = 20 subspaces of dimension 5)",
+        "`randomized`: randomized top subspace and a "
+        "Chebyshev-filtered embedding; `iterative`: also a sparse top-k affinity. Both run with one BLAS "
+        "thread on the CPU (`jaxsc/_src/cluster/blas_threads.py`); the reference with the BLAS libraries' "
+        "default threads. Each timed call starts "
+        f"{SETTLE_S:g} s after the previous one ended (OpenBLAS's idle threads spin for about 0.2 s after a "
+        "call: `SETTLE_S` in `benchmarks/speed.py`). The reference takes part in half of the rounds past "
+        "n = 2000."
+        + (f" The dense solver was not timed past n = {dense_max_n} (`--dense-max-n`)."
+           if any(r["n"] > dense_max_n for r in rows) else ""),
+        ["n", "solver", "jaxsc s", "compile s", "reference s", "speed-up", "ACC jaxsc", "ACC reference"])
     for r in rows:
         lines.append(f"| {r['n']} | {r['solver']} | {r['jaxsc_s']:.3f} | {r['compile_s']:.2f} | "
                      f"{r['reference_s']:.3f} | {r['ratio']:.1f}x | {r['acc_jaxsc']:.4f} | {r['acc_reference']:.4f} |")
@@ -334,15 +344,15 @@ def products_case(name: str, repeats: int) -> dict:
 
 
 def products_section(rows: list) -> list[str]:
-    lines = ["## C Z products alone: XLA against torch", "",
-             f"Measured {datetime.date.today().isoformat()}. The three products of a DSC step whose cost grows as "
-             "n^2 d (the forward C Z and its two gradient products), each on its own, float32, XLA (jitted) "
-             "against torch (its device and threads in the last column), taking turns. At COIL20's shape they are "
-             "most of the step (a profile of jaxsc's COIL20 step, 2026-12-06: the three took about 121 of 193 ms), so "
-             "the float32 step ratio of the section above follows from these; at ORL's (d = 80) they are a "
-             "small part of it.", "",
-             "| shape | n | d | product | XLA s | torch s | XLA speed-up | PyTorch |",
-             "|---|---|---|---|---|---|---|---|"]
+    lines = section_head(
+        "C Z products alone: XLA against torch",
+        "The three products of a DSC step whose cost grows as "
+        "n^2 d (the forward C Z and its two gradient products), each on its own, float32, XLA (jitted) "
+        "against torch (its device and threads in the last column), taking turns. At COIL20's shape they are "
+        "most of the step (a profile of jaxsc's COIL20 step, 2026-12-06: the three took about 121 of 193 ms), so "
+        "the float32 step ratio of the section above follows from these; at ORL's (d = 80) they are a "
+        "small part of it.",
+        ["shape", "n", "d", "product", "XLA s", "torch s", "XLA speed-up", "PyTorch"])
     for r in rows:
         measured = r["torch_s"] is not None
         lines.append(f"| {r['shape']} | {r['n']} | {r['d']} | {r['form']} | {r['xla_s']:.4f} | "
@@ -352,16 +362,16 @@ def products_section(rows: list) -> list[str]:
 
 
 def step_section(rows: list) -> list[str]:
-    lines = ["## DSC fine-tune step and whole fit against the PyTorch DSC-Net port", "",
-             f"Measured {datetime.date.today().isoformat()}. The port (github.com/XifengGuo/DSC-Net, run from a "
-             "checkout outside this repo, its model, loss and cluster stage as published) against jaxsc with the same "
-             "architecture, loss weights, n and epochs. Whole fit: fine-tune epochs + cluster stage, from a fresh "
-             "network on random data (pretraining excluded on both sides: the port has none), jaxsc's compilation "
-             "included. `bf16`: jaxsc's step with C Z and its two gradient products in bfloat16 with float32 sums "
-             "(`matmul_dtype=\"bfloat16\"`; its accuracy: `rgrl_pssc.md`), against the port in float32.", "",
-             "| shape | n | epochs | jaxsc s/step | compile s | port s/step | step speed-up | bf16 s/step | "
-             "bf16 speed-up | jaxsc fit s | port fit s | fit speed-up | PyTorch |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    lines = section_head(
+        "DSC fine-tune step and whole fit against the PyTorch DSC-Net port",
+        "The port (github.com/XifengGuo/DSC-Net, run from a "
+        "checkout outside this repo, its model, loss and cluster stage as published) against jaxsc with the same "
+        "architecture, loss weights, n and epochs. Whole fit: fine-tune epochs + cluster stage, from a fresh "
+        "network on random data (pretraining excluded on both sides: the port has none), jaxsc's compilation "
+        "included. `bf16`: jaxsc's step with C Z and its two gradient products in bfloat16 with float32 sums "
+        "(`matmul_dtype=\"bfloat16\"`; its accuracy: `rgrl_pssc.md`), against the port in float32.",
+        ["shape", "n", "epochs", "jaxsc s/step", "compile s", "port s/step", "step speed-up", "bf16 s/step",
+         "bf16 speed-up", "jaxsc fit s", "port fit s", "fit speed-up", "PyTorch"])
     for r in rows:
         measured = r["torch_s"] is not None
         lines.append(f"| {r['shape']} | {r['n']} | {r['epochs']} | {r['jaxsc_s']:.3f} | {r['compile_s']:.2f} | "
@@ -374,12 +384,11 @@ def step_section(rows: list) -> list[str]:
 
 def scaling_section(sizes: list, repeats: int) -> list[str]:
     gib = 2.0 ** 30
-    lines = ["## Scaling: DSC fine-tune step on MNIST-shaped data (28x28, 5x5@15, 3x3@10, 3x3@5)", "",
-             f"Measured {datetime.date.today().isoformat()}. `peak`: XLA's plan for the compiled step, arguments "
-             "(parameters, Adam state, data) + outputs - the outputs written in place of the donated arguments + "
-             "temporaries. `C state`: dtype of C's Adam moments.", "",
-             "| n | C state | s/step | peak GiB | temporaries GiB | C alone GiB |",
-             "|---|---|---|---|---|---|"]
+    lines = section_head(
+        "Scaling: DSC fine-tune step on MNIST-shaped data (28x28, 5x5@15, 3x3@10, 3x3@5)",
+        "`peak`: XLA's plan for the compiled step, arguments (parameters, Adam state, data) + outputs - the outputs "
+        "written in place of the donated arguments + temporaries. `C state`: dtype of C's Adam moments.",
+        ["n", "C state", "s/step", "peak GiB", "temporaries GiB", "C alone GiB"])
     for n in sizes:
         for dtype in (None, "bfloat16"):
             r = scaling_case(n, max(2, repeats // 2), dtype)
@@ -444,19 +453,19 @@ def large_case(n: int, finetune_steps: int, pretrain_steps: int) -> dict:
 def large_section(rows: list) -> list[str]:
     gib = 2.0 ** 30
     what = rows[0].get("peak_what", "peak") if rows else "peak"
-    lines = ["## Dense C at large n: DSC-L2 end to end", "",
-             f"Measured {datetime.date.today().isoformat()}. n MNIST-shaped samples of {LARGE_CLUSTERS} subspaces of "
-             "dimension 5 in R^784 (noise 0.05, scaled to [0, 1]), the mnist-1000 preset's network (5x5@15, 3x3@10, "
-             f"3x3@5), C dense n x n, cluster stage threshold {LARGE_POST.threshold}, subspace_dim "
-             f"{LARGE_POST.subspace_dim}, power {LARGE_POST.power:g}, C - diag(C) + I. Each stage timed to its "
-             "finished result, compilation included. `C state`: dtype of C's Adam moments (float32 where "
-             f"`jaxsc.fit`'s memory check passed, else bfloat16). `peak`: the {what} since the process started, "
-             "sizes in increasing order. ACC and NMI against the subspace labels, a check that the run learned "
-             "something rather than a benchmark: the conv network sees pixels without spatial structure, and its "
-             "pretraining has a fixed number of steps, so fewer epochs as n grows.", "",
-             "| n | C alone GiB | C state | pretrain s | fine-tune steps | fine-tune s | cluster solver | cluster s | "
-             "peak GiB | ACC | NMI |",
-             "|---|---|---|---|---|---|---|---|---|---|---|"]
+    lines = section_head(
+        "Dense C at large n: DSC-L2 end to end",
+        f"n MNIST-shaped samples of {LARGE_CLUSTERS} subspaces of "
+        "dimension 5 in R^784 (noise 0.05, scaled to [0, 1]), the mnist-1000 preset's network (5x5@15, 3x3@10, "
+        f"3x3@5), C dense n x n, cluster stage threshold {LARGE_POST.threshold}, subspace_dim "
+        f"{LARGE_POST.subspace_dim}, power {LARGE_POST.power:g}, C - diag(C) + I. Each stage timed to its "
+        "finished result, compilation included. `C state`: dtype of C's Adam moments (float32 where "
+        f"`jaxsc.fit`'s memory check passed, else bfloat16). `peak`: the {what} since the process started, "
+        "sizes in increasing order. ACC and NMI against the subspace labels, a check that the run learned "
+        "something rather than a benchmark: the conv network sees pixels without spatial structure, and its "
+        "pretraining has a fixed number of steps, so fewer epochs as n grows.",
+        ["n", "C alone GiB", "C state", "pretrain s", "fine-tune steps", "fine-tune s", "cluster solver", "cluster s",
+         "peak GiB", "ACC", "NMI"])
     notes = []
     for r in rows:
         if "refused" in r:
@@ -495,13 +504,14 @@ def distill_case(n: int, repeats: int) -> dict:
 
 
 def distill_section(rows: list) -> list[str]:
-    lines = ["## LRSC distillation: the teacher's heat kernel W built in every fine-tune step or once", "",
-             f"Measured {datetime.date.today().isoformat()}. One full-batch LRSC fine-tune step (the preset's "
-             "target objective: reconstruction, ||C||_F^2, self-expression, normalised distillation, InfoNCE) on "
-             "MNIST-shaped data with 128-dimensional teacher features; `W in the step`: W = row-normalised "
-             "exp(-||t_i - t_j||^2 / median) built from the features inside the step (before 2026-11-24); "
-             "`W given`: built once (`build W s`) and passed as `teacher_weights` (`fit_lrsc` since then).", "",
-             "| n | W in the step s | W given s | speed-up | build W s |", "|---|---|---|---|---|"]
+    lines = section_head(
+        "LRSC distillation: the teacher's heat kernel W built in every fine-tune step or once",
+        "One full-batch LRSC fine-tune step (the preset's "
+        "target objective: reconstruction, ||C||_F^2, self-expression, normalised distillation, InfoNCE) on "
+        "MNIST-shaped data with 128-dimensional teacher features; `W in the step`: W = row-normalised "
+        "exp(-||t_i - t_j||^2 / median) built from the features inside the step (before 2026-11-24); "
+        "`W given`: built once (`build W s`) and passed as `teacher_weights` (`fit_lrsc` since then).",
+        ["n", "W in the step s", "W given s", "speed-up", "build W s"])
     for r in rows:
         lines.append(f"| {r['n']} | {r['per_step_s']:.3f} | {r['once_s']:.3f} | "
                      f"{r['per_step_s'] / r['once_s']:.1f}x | {r['build_w_s']:.3f} |")
@@ -530,15 +540,15 @@ def pseudo_graph_case(n: int, k: int, repeats: int) -> dict:
 
 
 def pseudo_graph_section(rows: list) -> list[str]:
-    lines = ["## PSSC's contrastive pseudo-graph term: blocks of rows against the whole n x n matrices", "",
-             f"Measured {datetime.date.today().isoformat()}. The term (1/n) sum_ij [S_ij d_ij^2 + (1 - S_ij) "
-             "max(0, 1 - d_ij)^2] with its gradients with respect to the n x k probabilities and S, jitted: "
-             "`blocked`, jaxsc's custom VJP over blocks of 256 rows (`jaxsc.losses.pseudo_graph_contrastive`, "
-             "since 2026-12-06); `whole`, autodiff of the expression on whole n x n matrices (before; "
-             "`jaxsc._src.testing.reference`). Temporaries: XLA's plan, in units of an n x n float32 array (the "
-             "gradient with respect to S is an output, not counted).", "",
-             "| n | k | blocked s | whole s | speed-up | blocked temporaries | whole temporaries |",
-             "|---|---|---|---|---|---|---|"]
+    lines = section_head(
+        "PSSC's contrastive pseudo-graph term: blocks of rows against the whole n x n matrices",
+        "The term (1/n) sum_ij [S_ij d_ij^2 + (1 - S_ij) "
+        "max(0, 1 - d_ij)^2] with its gradients with respect to the n x k probabilities and S, jitted: "
+        "`blocked`, jaxsc's custom VJP over blocks of 256 rows (`jaxsc.losses.pseudo_graph_contrastive`, "
+        "since 2026-12-06); `whole`, autodiff of the expression on whole n x n matrices (before; "
+        "`jaxsc._src.testing.reference`). Temporaries: XLA's plan, in units of an n x n float32 array (the "
+        "gradient with respect to S is an output, not counted).",
+        ["n", "k", "blocked s", "whole s", "speed-up", "blocked temporaries", "whole temporaries"])
     for r in rows:
         lines.append(f"| {r['n']} | {r['k']} | {r['blocked_s']:.4f} | {r['whole_s']:.4f} | "
                      f"{r['whole_s'] / r['blocked_s']:.2f}x | {r['blocked_temp']:.2f} | {r['whole_temp']:.2f} |")
@@ -676,8 +686,7 @@ def transpose_lines(rows: list, autoencoder_rows: list) -> list[str]:
              "`jaxsc/_src/models/conv.py`) against lax's linear transpose of the convolution (what jaxsc ran "
              "before 2026-12-05). The same operation is the input gradient of the encoder's stride-2 convolutions; the "
              "layer's own gradients are a convolution and a kernel gradient.", "",
-             "| model | layer | output | kernel | jaxsc s | lax s | speed-up | max rel. difference |",
-             "|---|---|---|---|---|---|---|---|"]
+             *table_head(["model", "layer", "output", "kernel", "jaxsc s", "lax s", "speed-up", "max rel. difference"])]
     for r in rows:
         t = r["times"]
         shape = "x".join(map(str, r["shape"]))
@@ -686,8 +695,7 @@ def transpose_lines(rows: list, autoencoder_rows: list) -> list[str]:
     lines += ["", "Whole autoencoders on all n images: the gradient of ||X - dec(enc(X))||^2 (the network's share of "
               "a fine-tune step), with jaxsc's convolutions and with those before 2026-12-05 (lax's transposed "
               "convolutions, no window sums), the same turns.", "",
-              "| model | n | encoder | jaxsc s | before s | speed-up | max rel. difference |",
-              "|---|---|---|---|---|---|---|"]
+              *table_head(["model", "n", "encoder", "jaxsc s", "before s", "speed-up", "max rel. difference"])]
     for r in autoencoder_rows:
         t = r["times"]
         encoder = ", ".join(f"{k}x{k}@{c}" for k, c in zip(r["kernels"], r["channels"]))
@@ -697,18 +705,18 @@ def transpose_lines(rows: list, autoencoder_rows: list) -> list[str]:
 
 
 def conv_section(rows: list) -> list[str]:
-    lines = ["## Convolutions: jaxsc's window sums, patch-matrix products and phase form against lax's", "",
-             f"Measured {datetime.date.today().isoformat()}. Per layer shape, the jitted forward convolution and "
-             "the jitted gradient of sum(conv(x, K) * G) with respect to K, both sides in the same run "
-             "(`jaxsc.models.same_conv`, `jaxsc/_src/models/conv.py`). `forward`: whether jaxsc's forward is the "
-             "sum of shifted windows (k k C_in at most `DIRECT_MAX_TERMS`), the patch product (P at most "
-             "`PATCH_MAX_ELEMENTS` entries) or lax's convolution itself; where it is "
-             "lax's, the forward columns time the same computation twice and show the noise of the measure. "
-             "`gradient`: likewise for the kernel gradient, P^T dY (P at most `PATCH_GRADIENT_MAX_ELEMENTS` "
-             "entries) or lax's autodiff.", "",
-             "| model | layer | input | kernel | stride | forward | gradient | jaxsc fwd s | lax fwd s | "
-             "fwd speed-up | jaxsc grad s | lax grad s | grad speed-up | max rel. difference |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    lines = section_head(
+        "Convolutions: jaxsc's window sums, patch-matrix products and phase form against lax's",
+        "Per layer shape, the jitted forward convolution and "
+        "the jitted gradient of sum(conv(x, K) * G) with respect to K, both sides in the same run "
+        "(`jaxsc.models.same_conv`, `jaxsc/_src/models/conv.py`). `forward`: whether jaxsc's forward is the "
+        "sum of shifted windows (k k C_in at most `DIRECT_MAX_TERMS`), the patch product (P at most "
+        "`PATCH_MAX_ELEMENTS` entries) or lax's convolution itself; where it is "
+        "lax's, the forward columns time the same computation twice and show the noise of the measure. "
+        "`gradient`: likewise for the kernel gradient, P^T dY (P at most `PATCH_GRADIENT_MAX_ELEMENTS` "
+        "entries) or lax's autodiff.",
+        ["model", "layer", "input", "kernel", "stride", "forward", "gradient", "jaxsc fwd s", "lax fwd s",
+         "fwd speed-up", "jaxsc grad s", "lax grad s", "grad speed-up", "max rel. difference"])
     for r in rows:
         shape, t = "x".join(map(str, r["shape"])), r["times"]
         lines.append(f"| {r['model']} | {r['layer']} | {shape} | {r['k']}x{r['k']}@{r['cout']} | {r['stride']} | "
