@@ -28,6 +28,8 @@
 7. PSSC's pseudo-graph (``--sections pseudo_graph``): the contrastive term with its gradient, jaxsc's blocked
    custom VJP against autodiff of the whole n x n expression (``jaxsc._src.testing.reference``), time and the
    temporaries of XLA's plan.
+8. RGRL's relation-weighted reconstruction (``--sections laplacian``): the term with its gradient, jaxsc's
+   Gram-matrix custom VJP against autodiff of W X_hat (``jaxsc._src.testing.reference``), time and temporaries.
 
 The cluster stage is timed with the solvers ``dense`` (eigh) and ``randomized`` (randomized top subspace, Chebyshev-
 filtered embedding), and past ``jaxsc.cluster.LARGE_N`` also ``iterative`` (sparse top-k affinity). Writes
@@ -36,7 +38,7 @@ filtered embedding), and past ``jaxsc.cluster.LARGE_N`` also ``iterative`` (spar
     python benchmarks/speed.py --dscnet-port ../DSC-Net --cluster-n 1000 1440 5000 10000 \\
         --scaling 1000 2000 5000 10000 20000
     python benchmarks/speed.py --sections large --large 5000 20000 70000
-    python benchmarks/speed.py --sections pseudo_graph
+    python benchmarks/speed.py --sections pseudo_graph laplacian
 """
 from __future__ import annotations
 
@@ -275,7 +277,8 @@ def step_case(name: str, port, repeats: int) -> dict:
     return row
 
 
-SECTIONS = ("cluster", "step", "products", "conv", "scaling", "large", "distill", "pseudo_graph")
+SECTIONS = ("cluster", "step", "products", "conv", "scaling", "large", "distill", "pseudo_graph",
+            "laplacian")
 
 
 def table_head(columns: list[str]) -> list[str]:
@@ -521,22 +524,30 @@ def distill_section(rows: list) -> list[str]:
 PSEUDO_GRAPH_CASES = ((1440, 20), (5000, 10), (10000, 10))  # (n, clusters): COIL20, the large-scale sample, 10k
 
 
+def term_forms_case(forms: dict, args: tuple, argnums: tuple, n: int, repeats: int) -> dict:
+    """Seconds (best of ``repeats`` rounds, taking turns) and XLA's temporaries, in units of an n x n float32
+    array, of each loss form's value and gradients with respect to ``args[argnums]``, jitted:
+    ``{name: (seconds, temporaries)}``."""
+    calls, temps = {}, {}
+    for name, loss in forms.items():
+        compiled = jax.jit(jax.value_and_grad(loss, argnums=argnums)).lower(*args).compile()
+        temps[name] = compiled.memory_analysis().temp_size_in_bytes / (4 * n * n)
+        calls[name] = lambda compiled=compiled: jax.block_until_ready(compiled(*args))
+        calls[name]()
+    best = interleaved_best(calls, repeats)
+    return {name: (best[name][0], temps[name]) for name in forms}
+
+
 def pseudo_graph_case(n: int, k: int, repeats: int) -> dict:
-    """Seconds and XLA's temporaries (in units of an n x n float32 array) of the contrastive pseudo-graph term's
-    value and gradients with respect to the probabilities and S, blocked (jaxsc) and whole-matrix (reference),
-    taking turns."""
+    """The contrastive pseudo-graph term's value and gradients with respect to the probabilities and S, blocked
+    (jaxsc) and whole-matrix (reference), by :func:`term_forms_case`."""
     probs = jax.nn.softmax(3.0 * jax.random.normal(jax.random.PRNGKey(0), (n, k)))
     similarity = jax.random.uniform(jax.random.PRNGKey(1), (n, n))
     forms = {"blocked": jaxsc.losses.pseudo_graph_contrastive, "whole": reference.pseudo_graph_contrastive_whole}
-    calls, temps = {}, {}
-    for name, loss in forms.items():
-        compiled = jax.jit(jax.value_and_grad(loss, argnums=(0, 1))).lower(probs, similarity).compile()
-        temps[name] = compiled.memory_analysis().temp_size_in_bytes / (4 * n * n)
-        calls[name] = lambda compiled=compiled: jax.block_until_ready(compiled(probs, similarity))
-        calls[name]()
-    best = interleaved_best(calls, repeats)
-    return {"n": n, "k": k, "blocked_s": best["blocked"][0], "whole_s": best["whole"][0],
-            "blocked_temp": temps["blocked"], "whole_temp": temps["whole"]}
+    (blocked_s, blocked_temp), (whole_s, whole_temp) = term_forms_case(forms, (probs, similarity), (0, 1), n,
+                                                                       repeats).values()
+    return {"n": n, "k": k, "blocked_s": blocked_s, "whole_s": whole_s, "blocked_temp": blocked_temp,
+            "whole_temp": whole_temp}
 
 
 def pseudo_graph_section(rows: list) -> list[str]:
@@ -552,6 +563,38 @@ def pseudo_graph_section(rows: list) -> list[str]:
     for r in rows:
         lines.append(f"| {r['n']} | {r['k']} | {r['blocked_s']:.4f} | {r['whole_s']:.4f} | "
                      f"{r['whole_s'] / r['blocked_s']:.2f}x | {r['blocked_temp']:.2f} | {r['whole_temp']:.2f} |")
+    return lines
+
+
+# (n, D): COIL20's and EYaleB's images (RGRL presets), and the large-scale path's sample of MNIST rows
+LAPLACIAN_CASES = ((1440, 1024), (2414, 2016), (5000, 784))
+
+
+def laplacian_case(n: int, dim: int, repeats: int) -> dict:
+    """RGRL's relation-weighted reconstruction with its gradients with respect to X_hat and C, jaxsc's Gram-matrix
+    custom VJP against autodiff of W X_hat (reference), by :func:`term_forms_case`."""
+    keys = jax.random.split(jax.random.PRNGKey(0), 3)
+    x, x_hat = jax.random.uniform(keys[0], (n, dim)), jax.random.uniform(keys[1], (n, dim))
+    coef = 1e-3 * jax.random.normal(keys[2], (n, n))
+    forms = {"gram": jaxsc.losses.laplacian_reconstruction_loss, "matmul": reference.laplacian_reconstruction_matmul}
+    (gram_s, gram_temp), (matmul_s, matmul_temp) = term_forms_case(forms, (x, x_hat, coef), (1, 2), n,
+                                                                   repeats).values()
+    return {"n": n, "d": dim, "gram_s": gram_s, "matmul_s": matmul_s, "gram_temp": gram_temp,
+            "matmul_temp": matmul_temp}
+
+
+def laplacian_section(rows: list) -> list[str]:
+    lines = section_head(
+        "RGRL's relation-weighted reconstruction: the Gram matrix against W X_hat",
+        "The term ||X - X_hat||^2 + 2 tr(X^T (I - W) X_hat), W = D^-1/2 (S + I) D^-1/2, with its gradients with "
+        "respect to the n x D reconstruction and C, jitted: `gram`, jaxsc's custom VJP from M = X X_hat^T "
+        "(`jaxsc.losses.laplacian_reconstruction_loss`, since 2026-12-06: two n x n by n x D products); `matmul`, "
+        "autodiff of W X_hat (before; `jaxsc._src.testing.reference`: three). Temporaries: XLA's plan, in units "
+        "of an n x n float32 array (the gradient with respect to C is an output, not counted).",
+        ["n", "D", "gram s", "matmul s", "speed-up", "gram temporaries", "matmul temporaries"])
+    for r in rows:
+        lines.append(f"| {r['n']} | {r['d']} | {r['gram_s']:.4f} | {r['matmul_s']:.4f} | "
+                     f"{r['matmul_s'] / r['gram_s']:.2f}x | {r['gram_temp']:.2f} | {r['matmul_temp']:.2f} |")
     return lines
 
 
@@ -734,7 +777,8 @@ def previous_sections(path: Path) -> dict:
     titles = {"## Cluster stage": "cluster", "## DSC fine-tune step": "step", "## C Z products": "products",
               "## Convolutions": "conv",
               "## Scaling": "scaling", "## Dense C at large n": "large", "## LRSC distillation": "distill",
-              "## PSSC's contrastive pseudo-graph": "pseudo_graph"}
+              "## PSSC's contrastive pseudo-graph": "pseudo_graph",
+              "## RGRL's relation-weighted reconstruction": "laplacian"}
     found = {}
     for chunk in path.read_text().split("\n## ")[1:]:
         chunk = "## " + chunk.strip()
@@ -804,6 +848,7 @@ def main() -> None:
         "distill": lambda: distill_section([distill_case(n, max(2, args.repeats // 2)) for n in DISTILL_N]),
         "pseudo_graph": lambda: pseudo_graph_section([pseudo_graph_case(n, k, args.repeats)
                                                       for n, k in PSEUDO_GRAPH_CASES]),
+        "laplacian": lambda: laplacian_section([laplacian_case(n, dim, args.repeats) for n, dim in LAPLACIAN_CASES]),
     }
     for name, build in builders.items():
         if name in sections:

@@ -83,6 +83,16 @@ def test_zero_diagonal_raw_term_and_infonce_temporaries():
     assert train.plan_train_memory(*_problem(n, w_nce=1.0)).temp_bytes <= plain + 1.5 * square
 
 
+def test_laplacian_reconstruction_temporaries():
+    """RGRL's relation-weighted reconstruction keeps one n x n array, the Gram matrix X X_hat^T, for its gradient
+    (its custom VJP then forms W for the product W X: 1.1 n x n float32 arrays in all at n = 1024; autodiff of
+    W X_hat, the form before 2026-12-06, 1.0 here and more where D is large: 4.6 against 2.0 for the term alone
+    at COIL20's n and D)."""
+    n = 1024
+    plain = train.plan_train_memory(*_problem(n)).temp_bytes
+    assert train.plan_train_memory(*_problem(n, laplacian=True)).temp_bytes <= plain + 1.25 * 4 * n * n
+
+
 def test_pseudo_graph_contrastive_temporaries():
     """PSSC's contrastive pseudo-graph term, computed in blocks of rows by a custom VJP, adds dL/dS and block-sized
     arrays (blocks of 256 rows: a quarter of C each at n = 1024) to a step's plan; autodiff of the whole n x n

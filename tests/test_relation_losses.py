@@ -74,8 +74,9 @@ class RelationLossTest(chex.TestCase):
             x = jnp.asarray(_rand(5, 3), jnp.float64)
             x_hat = jnp.asarray(_rand(5, 3, seed=1), jnp.float64)
             c = jnp.asarray(0.3 * _rand(5, 5, seed=2) + 0.5, jnp.float64)  # away from |C|'s kink at 0
-            check_grads(lambda a, cc: losses.laplacian_reconstruction_loss(x, a, cc), (x_hat, c), order=1,
-                        modes=["rev"], atol=1e-5, rtol=1e-5)
+            for self_loops in (True, False):
+                check_grads(lambda xx, a, cc: losses.laplacian_reconstruction_loss(xx, a, cc, self_loops=self_loops),
+                            (x, x_hat, c), order=1, modes=["rev"], atol=1e-5, rtol=1e-5)
             p = jnp.asarray(_probs(5, 3), jnp.float64)
             s = jnp.asarray(np.abs(_rand(5, 5, seed=4)) * 0.2, jnp.float64)
             for block_rows in (256, 2):  # one block; blocks of 2 rows, the last one shifted back over row 3
@@ -114,6 +115,24 @@ class RelationLossTest(chex.TestCase):
                                                                                                         block_rows),
                                        contrastive / 6, rtol=1e-4)
         np.testing.assert_allclose(self.variant(losses.pseudo_graph_hinge)(p, s), hinge, rtol=1e-5)
+
+
+@pytest.mark.parametrize("self_loops", [True, False])
+def test_laplacian_gradient_equals_autodiff_of_the_matrix_product_form(self_loops):
+    """The Gram-matrix custom VJP against autodiff of W X_hat (float64), with signed C, a zero entry and a
+    zero row of C (where autodiff of |C| takes the slope 1), and the gradient with respect to X as well."""
+    with jax.enable_x64(True):
+        x, x_hat = jnp.asarray(_rand(9, 4, 3), jnp.float64), jnp.asarray(_rand(9, 4, 3, seed=1), jnp.float64)
+        c = np.asarray(0.4 * _rand(9, 9, seed=2), np.float64)
+        c[2, 5], c[4] = 0.0, 0.0
+        args = (x, x_hat, jnp.asarray(c))
+        ours = jax.value_and_grad(lambda *a: losses.laplacian_reconstruction_loss(*a, self_loops=self_loops),
+                                  argnums=(0, 1, 2))(*args)
+        theirs = jax.value_and_grad(lambda *a: reference.laplacian_reconstruction_matmul(*a, self_loops=self_loops),
+                                    argnums=(0, 1, 2))(*args)
+        np.testing.assert_allclose(ours[0], theirs[0], rtol=1e-12)
+        for mine, expected in zip(ours[1], theirs[1]):
+            np.testing.assert_allclose(mine, expected, rtol=1e-10, atol=1e-12)
 
 
 def test_contrastive_gradient_equals_autodiff_of_the_whole_matrix():

@@ -1,5 +1,5 @@
 """benchmarks/speed.py run small: the large-n section (the path a GPU session runs at n = 70,000) and the
-pseudo-graph section."""
+pseudo-graph and relation-weighted reconstruction sections."""
 from conftest import benchmark_module
 
 from jaxsc._src.cluster import pipeline
@@ -35,3 +35,13 @@ def test_pseudo_graph_case_compares_the_blocked_and_whole_forms():
     assert row["blocked_temp"] < row["whole_temp"]  # 600 rows: blocks of 256, the whole form's n x n arrays
     lines = speed.pseudo_graph_section([row])
     assert lines[-1].startswith("| 600 | 5 |") and lines[-1].count("|") == 8
+
+
+def test_laplacian_case_compares_the_gram_and_matmul_forms():
+    speed = benchmark_module("speed")
+    row = speed.laplacian_case(300, 400, repeats=1)
+    assert row["gram_s"] > 0 and row["matmul_s"] > 0
+    assert row["gram_temp"] < row["matmul_temp"]  # D > n: the matmul form's n x D arrays and outer product
+    lines = speed.laplacian_section([row])
+    assert lines[0].startswith("## RGRL's relation-weighted reconstruction")
+    assert lines[-1].startswith("| 300 | 400 |") and lines[-1].count("|") == 8

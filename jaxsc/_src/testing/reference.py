@@ -1,5 +1,6 @@
-"""Plain numpy / scipy / scikit-learn versions of the cluster stage, written from SPEC section 2, and the
-whole-matrix form of PSSC's contrastive pseudo-graph term.
+"""Plain numpy / scipy / scikit-learn versions of the cluster stage, written from SPEC section 2, the
+whole-matrix form of PSSC's contrastive pseudo-graph term and the matrix-product form of RGRL's
+relation-weighted reconstruction.
 
 They are the references the jitted stage is tested and benchmarked against: loops where the method is
 described as a loop, ``scipy.sparse.linalg.svds`` for the top singular triplets, and scikit-learn's
@@ -12,6 +13,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxsc._src.losses.distances import pairwise_sq_euclidean
+from jaxsc._src.losses.graph import coefficient_similarity, normalized_adjacency_matmul
 
 
 def threshold_loop(coef: np.ndarray, threshold: float) -> np.ndarray:
@@ -78,3 +80,13 @@ def pseudo_graph_contrastive_whole(probs: jax.Array, similarity: jax.Array, marg
     dist = jnp.where(positive, jnp.sqrt(jnp.where(positive, sq, 1.0)), 0.0)
     pairs = similarity * sq + (1.0 - similarity) * jnp.square(jax.nn.relu(margin - dist))
     return jnp.sum(pairs) / probs.shape[0]
+
+
+def laplacian_reconstruction_matmul(x: jax.Array, x_hat: jax.Array, coef: jax.Array, *,
+                                    self_loops: bool = True) -> jax.Array:
+    """``jaxsc.losses.laplacian_reconstruction_loss`` as W X_hat differentiated by autodiff (jaxsc's form until
+    2026-12-06; the Gram-matrix custom VJP is tested and benchmarked against it):
+    ||X - X_hat||^2 + 2 (tr(X^T X_hat) - tr(X^T W X_hat)), W = D^-1/2 (S [+ I]) D^-1/2."""
+    x, x_hat = x.reshape(x.shape[0], -1), x_hat.reshape(x_hat.shape[0], -1)
+    w_x_hat = normalized_adjacency_matmul(coefficient_similarity(coef), x_hat, self_loops=self_loops)
+    return jnp.sum(jnp.square(x - x_hat)) + 2.0 * (jnp.sum(x * x_hat) - jnp.sum(x * w_x_hat))
