@@ -90,9 +90,10 @@ def _weighted_gram_bwd(self_loops, residuals, g):
     weights = 0.5 * (magnitude + magnitude.T) * r[:, None] * r[None, :]
     weighted_gram = weights * gram
     d_r = (jnp.sum(weighted_gram, axis=1) + jnp.sum(weighted_gram, axis=0)) / r
-    self_weight = jnp.square(r)[:, None] if self_loops else 0.0
+    self_weight = 0.0
     if self_loops:
         d_r = d_r + 2.0 * r * jnp.sum(x * x_hat, axis=1)
+        self_weight = jnp.square(r)[:, None]
     u = -0.5 * r ** 3 * d_r
     d_coef = g * jnp.where(coef < 0, -1.0, 1.0).astype(coef.dtype) * (
         0.5 * r[:, None] * r[None, :] * (gram + gram.T) + 0.5 * (u[:, None] + u[None, :]))
