@@ -63,6 +63,21 @@ def test_early_stop_is_exact_even_when_the_host_looks_rarely():
     np.testing.assert_array_equal(stopped.params["coef"], replay.params["coef"])
 
 
+def test_a_stopped_step_keeps_parameters_loss_and_step_count():
+    """Once ``calm`` reaches the patience the step selects the current parameters, loss, terms and step count (the
+    optimiser's moments may advance: they are not part of a result)."""
+    objective, params = Quadratic(), {"coef": jnp.arange(9.0).reshape(3, 3)}
+    stop, data = train.EarlyStop(tol=1e-3, patience=2), jnp.zeros((1,))
+    state = train.TrainState(params, objective.optimizer().init(params), jnp.asarray(7), jnp.asarray(2),
+                             jnp.asarray(1.5), {"value": jnp.asarray(1.5)})
+    kept = jax.tree.map(np.asarray, state)
+    after = train.train_step(state, data, jax.random.PRNGKey(0), objective, None, stop)
+    np.testing.assert_array_equal(after.params["coef"], kept.params["coef"])
+    assert (int(after.step), int(after.calm), float(after.loss), float(after.aux["value"])) == (7, 2, 1.5, 1.5)
+    moving = train.train_step(after._replace(calm=jnp.asarray(0)), data, jax.random.PRNGKey(0), objective, None, stop)
+    assert int(moving.step) == 8 and not np.array_equal(moving.params["coef"], kept.params["coef"])
+
+
 def test_separate_learning_rates_for_coef_and_network():
     model, ae = _autoencoder()
     objective = train.SelfExpressiveObjective(model, w_se=1.0, lr_net=1e-3, lr_coef=0.0)
