@@ -524,46 +524,50 @@ def distill_section(rows: list) -> list[str]:
 PSEUDO_GRAPH_CASES = ((1440, 20), (5000, 10), (10000, 10))  # (n, clusters): COIL20, the large-scale sample, 10k
 
 
-def term_forms_case(forms: dict, args: tuple, argnums: tuple, n: int, repeats: int) -> dict:
+def term_forms_case(ours, reference_form, args: tuple, argnums: tuple, n: int, size: int, repeats: int) -> dict:
     """Seconds (best of ``repeats`` rounds, taking turns) and XLA's temporaries, in units of an n x n float32
-    array, of each loss form's value and gradients with respect to ``args[argnums]``, jitted:
-    ``{name: (seconds, temporaries)}``."""
+    array, of a loss term's value and gradients with respect to ``args[argnums]``, jitted, in jaxsc's form
+    (``ours``) and the reference's; ``size``: the case's other dimension (a row of :func:`term_forms_section`)."""
     calls, temps = {}, {}
-    for name, loss in forms.items():
+    for name, loss in (("ours", ours), ("reference", reference_form)):
         compiled = jax.jit(jax.value_and_grad(loss, argnums=argnums)).lower(*args).compile()
         temps[name] = compiled.memory_analysis().temp_size_in_bytes / (4 * n * n)
         calls[name] = lambda compiled=compiled: jax.block_until_ready(compiled(*args))
         calls[name]()
     best = interleaved_best(calls, repeats)
-    return {name: (best[name][0], temps[name]) for name in forms}
+    return {"n": n, "size": size, "ours_s": best["ours"][0], "reference_s": best["reference"][0],
+            "ours_temp": temps["ours"], "reference_temp": temps["reference"]}
+
+
+def term_forms_section(title: str, text: str, size_column: str, names: tuple[str, str], rows: list) -> list[str]:
+    """A section of :func:`term_forms_case` rows, jaxsc's form and the reference's called ``names``."""
+    ours, theirs = names
+    lines = section_head(title, text, ["n", size_column, f"{ours} s", f"{theirs} s", "speed-up",
+                                       f"{ours} temporaries", f"{theirs} temporaries"])
+    for r in rows:
+        lines.append(f"| {r['n']} | {r['size']} | {r['ours_s']:.4f} | {r['reference_s']:.4f} | "
+                     f"{r['reference_s'] / r['ours_s']:.2f}x | {r['ours_temp']:.2f} | {r['reference_temp']:.2f} |")
+    return lines
 
 
 def pseudo_graph_case(n: int, k: int, repeats: int) -> dict:
     """The contrastive pseudo-graph term's value and gradients with respect to the probabilities and S, blocked
-    (jaxsc) and whole-matrix (reference), by :func:`term_forms_case`."""
+    (jaxsc) and whole-matrix (reference)."""
     probs = jax.nn.softmax(3.0 * jax.random.normal(jax.random.PRNGKey(0), (n, k)))
     similarity = jax.random.uniform(jax.random.PRNGKey(1), (n, n))
-    forms = {"blocked": jaxsc.losses.pseudo_graph_contrastive, "whole": reference.pseudo_graph_contrastive_whole}
-    (blocked_s, blocked_temp), (whole_s, whole_temp) = term_forms_case(forms, (probs, similarity), (0, 1), n,
-                                                                       repeats).values()
-    return {"n": n, "k": k, "blocked_s": blocked_s, "whole_s": whole_s, "blocked_temp": blocked_temp,
-            "whole_temp": whole_temp}
+    return term_forms_case(jaxsc.losses.pseudo_graph_contrastive, reference.pseudo_graph_contrastive_whole,
+                           (probs, similarity), (0, 1), n, k, repeats)
 
 
 def pseudo_graph_section(rows: list) -> list[str]:
-    lines = section_head(
+    return term_forms_section(
         "PSSC's contrastive pseudo-graph term: blocks of rows against the whole n x n matrices",
         "The term (1/n) sum_ij [S_ij d_ij^2 + (1 - S_ij) "
         "max(0, 1 - d_ij)^2] with its gradients with respect to the n x k probabilities and S, jitted: "
         "`blocked`, jaxsc's custom VJP over blocks of 256 rows (`jaxsc.losses.pseudo_graph_contrastive`, "
         "since 2026-12-06); `whole`, autodiff of the expression on whole n x n matrices (before; "
         "`jaxsc._src.testing.reference`). Temporaries: XLA's plan, in units of an n x n float32 array (the "
-        "gradient with respect to S is an output, not counted).",
-        ["n", "k", "blocked s", "whole s", "speed-up", "blocked temporaries", "whole temporaries"])
-    for r in rows:
-        lines.append(f"| {r['n']} | {r['k']} | {r['blocked_s']:.4f} | {r['whole_s']:.4f} | "
-                     f"{r['whole_s'] / r['blocked_s']:.2f}x | {r['blocked_temp']:.2f} | {r['whole_temp']:.2f} |")
-    return lines
+        "gradient with respect to S is an output, not counted).", "k", ("blocked", "whole"), rows)
 
 
 # (n, D): COIL20's and EYaleB's images (RGRL presets), and the large-scale path's sample of MNIST rows
@@ -572,30 +576,23 @@ LAPLACIAN_CASES = ((1440, 1024), (2414, 2016), (5000, 784))
 
 def laplacian_case(n: int, dim: int, repeats: int) -> dict:
     """RGRL's relation-weighted reconstruction with its gradients with respect to X_hat and C, jaxsc's Gram-matrix
-    custom VJP against autodiff of W X_hat (reference), by :func:`term_forms_case`."""
+    custom VJP against autodiff of W X_hat (reference)."""
     keys = jax.random.split(jax.random.PRNGKey(0), 3)
     x, x_hat = jax.random.uniform(keys[0], (n, dim)), jax.random.uniform(keys[1], (n, dim))
     coef = 1e-3 * jax.random.normal(keys[2], (n, n))
-    forms = {"gram": jaxsc.losses.laplacian_reconstruction_loss, "matmul": reference.laplacian_reconstruction_matmul}
-    (gram_s, gram_temp), (matmul_s, matmul_temp) = term_forms_case(forms, (x, x_hat, coef), (1, 2), n,
-                                                                   repeats).values()
-    return {"n": n, "d": dim, "gram_s": gram_s, "matmul_s": matmul_s, "gram_temp": gram_temp,
-            "matmul_temp": matmul_temp}
+    return term_forms_case(jaxsc.losses.laplacian_reconstruction_loss, reference.laplacian_reconstruction_matmul,
+                           (x, x_hat, coef), (1, 2), n, dim, repeats)
 
 
 def laplacian_section(rows: list) -> list[str]:
-    lines = section_head(
+    return term_forms_section(
         "RGRL's relation-weighted reconstruction: the Gram matrix against W X_hat",
         "The term ||X - X_hat||^2 + 2 tr(X^T (I - W) X_hat), W = D^-1/2 (S + I) D^-1/2, with its gradients with "
         "respect to the n x D reconstruction and C, jitted: `gram`, jaxsc's custom VJP from M = X X_hat^T "
         "(`jaxsc.losses.laplacian_reconstruction_loss`, since 2026-12-06: two n x n by n x D products); `matmul`, "
         "autodiff of W X_hat (before; `jaxsc._src.testing.reference`: three). Temporaries: XLA's plan, in units "
-        "of an n x n float32 array (the gradient with respect to C is an output, not counted).",
-        ["n", "D", "gram s", "matmul s", "speed-up", "gram temporaries", "matmul temporaries"])
-    for r in rows:
-        lines.append(f"| {r['n']} | {r['d']} | {r['gram_s']:.4f} | {r['matmul_s']:.4f} | "
-                     f"{r['matmul_s'] / r['gram_s']:.2f}x | {r['gram_temp']:.2f} | {r['matmul_temp']:.2f} |")
-    return lines
+        "of an n x n float32 array (the gradient with respect to C is an output, not counted).", "D",
+        ("gram", "matmul"), rows)
 
 
 # (model, layer, input shape (n, H, W, C), kernel, output channels, stride): the layers whose kernel gradients
