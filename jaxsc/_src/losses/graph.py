@@ -70,9 +70,8 @@ def _weighted_gram(x: jax.Array, x_hat: jax.Array, coef: jax.Array, self_loops: 
 
 def _weighted_gram_fwd(x, x_hat, coef, self_loops):
     """sum_ij S_ij r_i r_j M_ij [+ sum_i r_i^2 M_ii], r = rowsum(S [+ I])^-1/2; M is the only n x n residual."""
-    magnitude, gram = jnp.abs(coef), x @ x_hat.T
-    r = _degree_scale(magnitude, self_loops)
-    value = jnp.sum(0.5 * (magnitude + magnitude.T) * r[:, None] * r[None, :] * gram)
+    gram, r = x @ x_hat.T, _degree_scale(jnp.abs(coef), self_loops)
+    value = jnp.sum(coefficient_similarity(coef) * r[:, None] * r[None, :] * gram)
     if self_loops:
         value = value + jnp.sum(jnp.square(r) * jnp.sum(x * x_hat, axis=1))
     return value, (x, x_hat, coef, gram, r)
@@ -86,8 +85,7 @@ def _weighted_gram_bwd(self_loops, residuals, g):
     dL/dX_hat = g (W [+ diag(r^2)]) X,   dL/dX = g (W [+ diag(r^2)]) X_hat   (XLA drops the one not used).
     """
     x, x_hat, coef, gram, r = residuals
-    magnitude = jnp.abs(coef)
-    weights = 0.5 * (magnitude + magnitude.T) * r[:, None] * r[None, :]
+    weights = coefficient_similarity(coef) * r[:, None] * r[None, :]
     weighted_gram = weights * gram
     d_r = (jnp.sum(weighted_gram, axis=1) + jnp.sum(weighted_gram, axis=0)) / r
     self_weight = 0.0
