@@ -10,6 +10,8 @@ import pytest
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "datasets"
 if "JAXSC_DATA_DIR" not in os.environ and SHARED.is_dir():
     os.environ["JAXSC_DATA_DIR"] = str(SHARED)
+# `jaxsc run` in a test process must not switch jax's persistent compilation cache on for the tests after it
+os.environ.setdefault("JAXSC_COMPILE_CACHE", "off")
 DATA_DIR = Path(os.environ["JAXSC_DATA_DIR"]) if os.environ.get("JAXSC_DATA_DIR") else None
 
 

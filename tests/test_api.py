@@ -1,5 +1,10 @@
 import json
+import os
+import subprocess
+import sys
 import warnings
+
+import jax
 
 import numpy as np
 import pytest
@@ -124,6 +129,58 @@ def test_cli_run_and_datasets(tmp_path, capsys):
     assert "dsc-l2 digits seed 1" in printed and "k-means on raw data" in printed and "mean+-std" in printed
     assert cli.main(["datasets", "--data-dir", str(tmp_path)]) == 0
     assert "digits" in capsys.readouterr().out
+
+
+def test_compile_cache_dir_precedence(monkeypatch, tmp_path):
+    monkeypatch.delenv(cli.COMPILE_CACHE_ENV, raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    assert cli.compile_cache_dir() == tmp_path / "jaxsc" / "xla"
+    assert cli.compile_cache_dir("off") is None
+    jax.config.update("jax_compilation_cache_dir", str(tmp_path / "jax"))  # as $JAX_COMPILATION_CACHE_DIR sets it
+    try:
+        assert cli.compile_cache_dir() == tmp_path / "jax"
+        monkeypatch.setenv(cli.COMPILE_CACHE_ENV, str(tmp_path / "env"))
+        assert cli.compile_cache_dir() == tmp_path / "env"
+        assert cli.compile_cache_dir(str(tmp_path / "arg")) == tmp_path / "arg"
+        monkeypatch.setenv(cli.COMPILE_CACHE_ENV, "off")
+        assert cli.compile_cache_dir() is None
+        assert cli.compile_cache_dir(str(tmp_path / "arg")) == tmp_path / "arg"
+    finally:
+        jax.config.update("jax_compilation_cache_dir", None)
+
+
+def test_an_unusable_compile_cache_is_reported_and_skipped(tmp_path, capsys):
+    (tmp_path / "a-file").write_text("")
+    cli._use_compile_cache(tmp_path / "a-file" / "xla")
+    assert "jaxsc: no compilation cache" in capsys.readouterr().err
+    assert jax.config.jax_compilation_cache_dir is None
+
+
+def test_cli_run_keeps_its_compilations_and_reuses_them(tmp_path):
+    """In fresh processes (jax decides at a process's first compilation whether it caches): nothing written
+    with ``--compile-cache off``; by default every compilation lands in the user cache dir (also the fast ones:
+    the train step's on any machine), and a run that loads them gives the same results."""
+    env = {k: v for k, v in os.environ.items()
+           if k not in (cli.COMPILE_CACHE_ENV, cli.MIN_COMPILE_TIME_ENV, "JAX_COMPILATION_CACHE_DIR")}
+    env["XDG_CACHE_HOME"] = str(tmp_path)
+    cache = tmp_path / "jaxsc" / "xla"
+
+    def run(*extra):
+        out = tmp_path / f"run{len(list(tmp_path.glob('run*.json')))}.json"
+        done = subprocess.run([sys.executable, "-m", "jaxsc._src.cli", "run", "--dataset", "digits", "--set",
+                               "pretrain_steps=5", "--set", "finetune_steps=2", "--quiet", "--out", str(out), *extra],
+                              env=env, capture_output=True, text=True, timeout=600)
+        assert done.returncode == 0, done.stderr
+        return json.loads(out.read_text())["seeds"][0]
+
+    run("--compile-cache", "off")
+    assert not cache.exists()
+    first = run()
+    written = sorted(path.name for path in cache.iterdir())
+    assert any(name.startswith("jit_train_step") for name in written), written
+    again = run()
+    assert sorted(path.name for path in cache.iterdir()) == written  # loaded, nothing compiled anew
+    assert {k: again[k] for k in cli.REPORTED} == {k: first[k] for k in cli.REPORTED}
 
 
 def test_cli_errors(tmp_path, capsys):

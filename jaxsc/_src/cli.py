@@ -4,9 +4,11 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
 import platform
 import sys
 import time
+from pathlib import Path
 
 import jax
 import numpy as np
@@ -14,7 +16,7 @@ import numpy as np
 from jaxsc._src import api
 from jaxsc._src.cluster.kmeans import kmeans
 from jaxsc._src.data.datasets import Dataset, availability, load, names
-from jaxsc._src.data.files import DataFileError
+from jaxsc._src.data.files import DataFileError, user_cache_dir
 from jaxsc._src.methods.out_of_sample import encode_in_batches, fit_large_scale, large_scale_preset
 from jaxsc._src.methods.presets import METHODS, PRESETS, get_preset
 from jaxsc._src.methods.lrsc import LRSCPreset, fit_lrsc, teacher_features
@@ -26,6 +28,34 @@ REPORTED = ("acc", "nmi", "ari", "purity")
 SAI_METHODS = {f"sai-{variant}": variant for variant in SAI_VARIANTS}
 LRSC_METHODS = {"lrsc": "l2", "lrsc-l1": "l1"}
 ALL_METHODS = sorted(METHODS) + sorted(SAI_METHODS) + sorted(LRSC_METHODS)
+COMPILE_CACHE_ENV = "JAXSC_COMPILE_CACHE"
+MIN_COMPILE_TIME_ENV = "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"
+
+
+def compile_cache_dir(choice: str | None = None) -> Path | None:
+    """The directory of jax's persistent compilation cache for ``jaxsc run``: ``choice`` (``--compile-cache``),
+    else ``$JAXSC_COMPILE_CACHE``, else jax's own ``$JAX_COMPILATION_CACHE_DIR``, else ``<user cache dir>/xla``;
+    ``None`` (no cache) where the first of these that is set says ``off``."""
+    for value in (choice, os.environ.get(COMPILE_CACHE_ENV), jax.config.jax_compilation_cache_dir):
+        if value:
+            return None if value == "off" else Path(value).expanduser()
+    return user_cache_dir() / "xla"
+
+
+def _use_compile_cache(cache: Path | None) -> None:
+    """Point jax's persistent compilation cache at ``cache``, keeping every compilation unless
+    ``$JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS`` says otherwise (called before anything compiles: jax decides
+    at a process's first compilation); a directory that cannot be created is reported and skipped."""
+    if cache is None:
+        return
+    try:
+        cache.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        print(f"jaxsc: no compilation cache ({err}); --compile-cache DIR or off", file=sys.stderr)
+        return
+    jax.config.update("jax_compilation_cache_dir", str(cache))
+    if MIN_COMPILE_TIME_ENV not in os.environ:  # jax's default, 1 s, leaves out most of a run's compilations
+        jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
 
 
 def summarize(rows: list[dict], metrics: tuple[str, ...] = REPORTED) -> dict:
@@ -285,6 +315,10 @@ def main(argv: list[str] | None = None) -> int:
                        help="LRSC: classes of --dataset kept as the target, e.g. 0-4 (the rest become external data)")
     run_p.add_argument("--out", default=None, help="write the results as JSON here")
     run_p.add_argument("--quiet", action="store_true", help="no progress lines")
+    run_p.add_argument("--compile-cache", default=None, metavar="DIR",
+                       help="keep the compiled steps and cluster stage in jax's persistent cache here, so a later "
+                            f"run of the same shapes loads them instead of compiling (default ${COMPILE_CACHE_ENV}, "
+                            "then $JAX_COMPILATION_CACHE_DIR, then the user cache dir's xla/); off: no cache")
     sub.add_parser("methods", help="list the methods and their datasets with presets")
     data_p = sub.add_parser("datasets", help="list the datasets and whether their files are found")
     data_p.add_argument("--data-dir", default=None)
@@ -304,6 +338,7 @@ def main(argv: list[str] | None = None) -> int:
             for name, status, where in availability(args.data_dir):
                 print(f"{name:16s} {status:8s} {where}")
             return 0
+        _use_compile_cache(compile_cache_dir(args.compile_cache))
         result = run_experiment(args.method, args.dataset, args.seeds, data_dir=args.data_dir, init=args.init,
                                 overrides=dict(args.overrides), subsample=args.subsample,
                                 plots=args.plots, external=args.external, target_classes=args.target_classes,
