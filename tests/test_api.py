@@ -5,7 +5,6 @@ import sys
 import warnings
 
 import jax
-
 import numpy as np
 import pytest
 import sklearn.base
@@ -165,20 +164,20 @@ def test_cli_run_keeps_its_compilations_and_reuses_them(tmp_path):
     env["XDG_CACHE_HOME"] = str(tmp_path)
     cache = tmp_path / "jaxsc" / "xla"
 
-    def run(*extra):
-        out = tmp_path / f"run{len(list(tmp_path.glob('run*.json')))}.json"
+    def run(name, *extra):
+        out = tmp_path / f"{name}.json"
         done = subprocess.run([sys.executable, "-m", "jaxsc._src.cli", "run", "--dataset", "digits", "--set",
                                "pretrain_steps=5", "--set", "finetune_steps=2", "--quiet", "--out", str(out), *extra],
                               env=env, capture_output=True, text=True, timeout=600)
         assert done.returncode == 0, done.stderr
         return json.loads(out.read_text())["seeds"][0]
 
-    run("--compile-cache", "off")
+    run("off", "--compile-cache", "off")
     assert not cache.exists()
-    first = run()
+    first = run("first")
     written = sorted(path.name for path in cache.iterdir())
     assert any(name.startswith("jit_train_step") for name in written), written
-    again = run()
+    again = run("again")
     assert sorted(path.name for path in cache.iterdir()) == written  # loaded, nothing compiled anew
     assert {k: again[k] for k in cli.REPORTED} == {k: first[k] for k in cli.REPORTED}
 
