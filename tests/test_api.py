@@ -202,3 +202,33 @@ def test_orl_from_reference_weights_short_run():
     model = jaxsc.DSC(n_clusters=40, preset="orl", autoencoder_params=ae, finetune_steps=150).fit(ds.x)
     acc = metrics.accuracy(ds.y, model.labels_)
     assert acc > 0.65, acc
+
+
+def test_run_compiles_the_fine_tune_step_and_cluster_stage_ahead_and_runs_them(monkeypatch):
+    from jaxsc._src import api
+
+    x, _ = digits_subset(per_class=10)
+    preset = jaxsc.presets.derive_preset(x.shape[1:]).replace(pretrain_steps=5, finetune_steps=3)
+    events = []
+
+    def recording(name, compile_ahead):
+        def compile_(*args, **kwargs):
+            events.append(f"compile {name}")
+            ahead = compile_ahead(*args, **kwargs)
+            executable = ahead._executable.result()
+            monkeypatch.setattr(ahead._executable, "result", lambda: events.append(f"run {name}") or executable)
+            return ahead
+        return compile_
+
+    for name, function in (("step", "compile_finetune_step"), ("stage", "compile_cluster_stage")):
+        monkeypatch.setattr(api, function, recording(name, getattr(api, function)))
+    for name in ("pretrain", "fit"):
+        real = getattr(api, name)
+        monkeypatch.setattr(api, name, lambda *a, real=real, name=name, **k: events.append(name) or real(*a, **k))
+    result = jaxsc.run(x, 3, preset, verbose=False)
+    assert events == ["compile step", "pretrain", "compile stage", "fit"] + ["run step"] * 3 + ["run stage"]
+    # the same as the jitted functions
+    ae = jaxsc.pretrain(x, preset, verbose=False)
+    fitted = jaxsc.fit(x, preset, ae, verbose=False)
+    np.testing.assert_array_equal(result.coef, np.asarray(fitted.coef))
+    np.testing.assert_array_equal(result.labels, np.asarray(jaxsc.cluster_coef(fitted.coef, 3, preset.post).labels))

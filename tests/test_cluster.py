@@ -358,3 +358,43 @@ def test_cluster_stage_limits_blas_threads_for_the_iterative_solvers_on_cpu(monk
     out = cluster.cluster_coefficients(c, 3, cluster.PostConfig(subspace_dim=2, solver=solver))
     assert entered == ([True] if limited else [])
     assert metrics.accuracy(data.y, np.asarray(out.labels)) == 1.0
+
+
+@pytest.mark.parametrize("solver", ["dense", "randomized"])
+def test_compiled_stage_gives_the_jitted_stage_results(solver):
+    data = union_of_subspaces(4, 3, 30, 25, noise=0.05, seed=2)
+    c = jnp.asarray(_ridge_coefficients(data.x), jnp.float32)
+    post = cluster.PostConfig(threshold=0.2, subspace_dim=3, power=4.0, solver=solver)
+    stage = cluster.compile_cluster_stage(100, 4, post)
+    key = jax.random.PRNGKey(3)
+    assert stage.matches(coef=c, key=key)
+    ours = cluster.cluster_coefficients(c, 4, post, key, compiled=stage)
+    jitted = cluster.cluster_coefficients(c, 4, post, key)
+    np.testing.assert_array_equal(ours.labels, jitted.labels)
+    np.testing.assert_allclose(ours.affinity, jitted.affinity, rtol=1e-6, atol=1e-7)
+    assert metrics.accuracy(data.y, np.asarray(ours.labels)) == 1.0
+
+
+def test_compiled_stage_runs_only_for_the_call_it_was_compiled_for(monkeypatch):
+    data = union_of_subspaces(4, 3, 30, 25, noise=0.05, seed=2)
+    c = jnp.asarray(_ridge_coefficients(data.x), jnp.float32)
+    post = cluster.PostConfig(threshold=0.2, subspace_dim=3, power=4.0)
+    stage = cluster.compile_cluster_stage(100, 4, post)
+    assert cluster.compile_cluster_stage(100, 4, post)._executable is stage._executable  # one compilation
+    key = jax.random.PRNGKey(0)
+    assert not stage.matches(coef=c[:50, :50], key=key)
+    assert not stage.matches(coef=c.astype(jnp.bfloat16), key=key)
+    assert not stage.matches(coef=np.asarray(c), key=key)  # a host array: the jitted stage places it
+    assert not stage.matches(coef=c, key=jax.random.key(0))  # a typed key, not the raw uint32 pair
+    assert not stage.serves(stage.jitted, n_clusters=5, post=post)
+    assert not stage.serves(stage.jitted, n_clusters=4, post=post._replace(power=2.0))
+    compiled_runs = []
+    executable = stage._executable.result()
+    monkeypatch.setattr(stage._executable, "result", lambda: compiled_runs.append(1) or executable)
+    other = cluster.cluster_coefficients(c, 5, post, key, compiled=stage)  # another K: the jitted stage runs
+    assert compiled_runs == [] and other.labels.shape == (100,)
+    ours = cluster.cluster_coefficients(c, 4, post, key, compiled=stage)
+    assert compiled_runs == [1]
+    np.testing.assert_array_equal(ours.labels, cluster.cluster_coefficients(c, 4, post, key).labels)
+    with pytest.raises(ValueError, match="n_clusters"):
+        cluster.compile_cluster_stage(5, 7, post)

@@ -191,3 +191,24 @@ def test_compact_coef_state_shrinks_the_compiled_step():
     assert sizes["bfloat16"] * 2 == sizes[None]
     with pytest.raises(ValueError, match="coef_state_dtype"):
         train.SelfExpressiveObjective(model, coef_state_dtype="int8")
+
+
+def test_a_step_compiled_ahead_from_shapes_trains_as_the_jitted_step(monkeypatch):
+    model, params = _autoencoder()
+    objective, x = train.ReconstructionObjective(model, 1e-2), _images()
+    abstract = jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype), (params, x))
+    step = train.compile_train_step(objective, *abstract, batch_size=8)
+    executable, runs = step._executable.result(), []
+    monkeypatch.setattr(step._executable, "result", lambda: runs.append(1) or executable)
+    ahead = train.train(objective, params, x, 12, batch_size=8, key=jax.random.PRNGKey(3), verbose=False,
+                        compiled_step=step)
+    assert len(runs) == 12  # every step ran the compilation
+    jitted = train.train(objective, params, x, 12, batch_size=8, key=jax.random.PRNGKey(3), verbose=False)
+    jax.tree.map(np.testing.assert_array_equal, ahead.params, jitted.params)
+    # another batch size is another step: the jitted one runs, as without compiled_step
+    other = train.train(objective, params, x, 12, batch_size=6, key=jax.random.PRNGKey(3), verbose=False,
+                        compiled_step=step)
+    assert len(runs) == 12 and other.steps == 12
+    # data of another shape: the jitted step too
+    train.train(objective, params, _images(n=20), 2, batch_size=8, verbose=False, compiled_step=step)
+    assert len(runs) == 12

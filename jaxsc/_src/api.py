@@ -16,13 +16,14 @@ import numpy as np
 from jax.experimental.sparse import BCOO
 
 from jaxsc._src.checks import check_n_clusters, check_samples
-from jaxsc._src.cluster.pipeline import ClusterResult, PostConfig, cluster_coefficients
+from jaxsc._src.compile_ahead import CompiledAhead
+from jaxsc._src.cluster.pipeline import ClusterResult, PostConfig, cluster_coefficients, compile_cluster_stage
 from jaxsc._src.losses.locality import adaptive_neighbors
 from jaxsc._src.methods.presets import Preset
 from jaxsc._src.methods.self_expressive import (ReconstructionObjective, SelfExpressiveObjective,
                                                 init_self_expressive_params)
 from jaxsc._src.models.autoencoders import ConvAutoencoder, MLPAutoencoder
-from jaxsc._src.train.loop import EarlyStop, train
+from jaxsc._src.train.loop import EarlyStop, compile_train_step, train
 
 
 def build_autoencoder(preset: Preset, sample_shape: tuple[int, ...]) -> nn.Module:
@@ -71,7 +72,7 @@ class FitResult(NamedTuple):
 def fit(x, preset: Preset, autoencoder_params: Any, *, n_clusters: int | None = None, seed: int = 0,
         steps: int | None = None, mesh=None, extras: dict | None = None,
         check_memory: bool = True, log_every: int | None = None, stop_check=None,
-        verbose: bool = True) -> FitResult:
+        compiled_step: CompiledAhead | None = None, verbose: bool = True) -> FitResult:
     """Full-batch fine-tuning of the autoencoder and C (and PSSC's head) from pretrained ``autoencoder_params``.
 
     ``n_clusters`` is needed by presets with pseudo-supervision (the head has K outputs); ``seed`` initialises
@@ -81,8 +82,22 @@ def fit(x, preset: Preset, autoencoder_params: Any, *, n_clusters: int | None = 
     :func:`jaxsc.train.train` (a ``MemoryError`` with the options that shrink the run, raised before C is
     allocated, when XLA's plan does not fit). ``log_every``: steps between progress reads (default a tenth of
     the run); ``stop_check``: called with the parameters at each read, ``True`` stops (also a hook to trace a
-    run, e.g. ``benchmarks/terms_trace.py``).
+    run, e.g. ``benchmarks/terms_trace.py``). ``compiled_step``: the step from :func:`compile_finetune_step`
+    (:func:`jaxsc.train.train`'s).
     """
+    objective, params, data = _finetune_problem(x, preset, autoencoder_params, n_clusters, seed, extras)
+    steps = preset.finetune_steps if steps is None else steps
+    result = train(objective, params, data, steps, early_stop=EarlyStop() if preset.early_stop else None,
+                   log_every=max(steps // 10, 1) if log_every is None else log_every, verbose=verbose,
+                   desc="fine-tune", mesh=mesh, stop_check=stop_check, check_memory=check_memory,
+                   compiled_step=compiled_step)
+    return FitResult(result.params, result.params["coef"], result.history, result.steps)
+
+
+def _finetune_problem(x, preset: Preset, autoencoder_params, n_clusters: int | None, seed: int,
+                      extras: dict | None = None):
+    """``(objective, params, data)`` of :func:`fit`'s training; under ``jax.eval_shape`` with abstract
+    ``autoencoder_params``, their shapes and dtypes."""
     x = check_samples(x) * preset.data_scale
     model = build_autoencoder(preset, x.shape[1:])
     objective = build_objective(preset, model)
@@ -98,11 +113,19 @@ def fit(x, preset: Preset, autoencoder_params: Any, *, n_clusters: int | None = 
     data = finetune_data(preset, model, autoencoder_params, x)
     if extras:
         data = {**(data if isinstance(data, dict) else {"x": data}), **extras}
-    steps = preset.finetune_steps if steps is None else steps
-    result = train(objective, params, data, steps, early_stop=EarlyStop() if preset.early_stop else None,
-                   log_every=max(steps // 10, 1) if log_every is None else log_every, verbose=verbose,
-                   desc="fine-tune", mesh=mesh, stop_check=stop_check, check_memory=check_memory)
-    return FitResult(result.params, result.params["coef"], result.history, result.steps)
+    return objective, params, data
+
+
+def compile_finetune_step(x, preset: Preset, *, n_clusters: int | None = None, seed: int = 0) -> CompiledAhead:
+    """:func:`fit`'s training step for ``x`` and ``preset`` compiled in a background thread before the
+    pretrained autoencoder exists (:func:`jaxsc.train.compile_train_step`), for :func:`fit`'s ``compiled_step``:
+    :func:`run` starts it before pretraining, so that the two overlap."""
+    shape = np.shape(x)[1:]
+    model = build_autoencoder(preset, shape)
+    autoencoder = jax.eval_shape(lambda: model.init(jax.random.PRNGKey(0), jnp.zeros((2, *shape)))["params"])
+    params, data = jax.eval_shape(lambda ae: _finetune_problem(x, preset, ae, n_clusters, seed)[1:], autoencoder)
+    return compile_train_step(build_objective(preset, model), params, data,
+                              early_stop=EarlyStop() if preset.early_stop else None)
 
 
 def finetune_data(preset: Preset, model, autoencoder_params, x):
@@ -139,24 +162,32 @@ class RunResult(NamedTuple):
 def run(x, n_clusters: int, preset: Preset, *, seed: int = 0, autoencoder_params: Any = None, mesh=None,
         fitted: FitResult | None = None, verbose: bool = True) -> RunResult:
     """Pretrain (unless ``autoencoder_params`` are given), fine-tune (C split over ``mesh`` when given),
-    cluster. ``fitted``: a :class:`FitResult` of ``x`` to cluster instead of pretraining and fine-tuning (the
-    fine-tune from fixed weights is deterministic, so seeds that differ only in the cluster stage share one)."""
+    cluster; without a mesh, the fine-tune step compiles in a background thread during pretraining
+    (:func:`compile_finetune_step`) and the cluster stage during the fine-tune
+    (:func:`jaxsc.cluster.compile_cluster_stage`). ``fitted``: a :class:`FitResult` of ``x`` to cluster instead
+    of pretraining and fine-tuning (the fine-tune from fixed weights is deterministic, so seeds that differ only
+    in the cluster stage share one)."""
     x = check_samples(x)
     check_n_clusters(n_clusters, x.shape[0])
     seconds = {}
     start = time.perf_counter()
+    step = stage = None
     if autoencoder_params is None and fitted is None:
+        if mesh is None:  # the fine-tune step compiles while the autoencoder pretrains
+            step = compile_finetune_step(x, preset, n_clusters=n_clusters, seed=seed)
         autoencoder_params = pretrain(x, preset, seed=seed, verbose=verbose)
     seconds["pretrain"] = time.perf_counter() - start
     start = time.perf_counter()
     if fitted is None:
+        if mesh is None:  # the cluster stage compiles while C trains
+            stage = compile_cluster_stage(x.shape[0], n_clusters, preset.post)
         fitted = fit(x, preset, autoencoder_params, n_clusters=n_clusters, seed=seed, mesh=mesh,
-                     verbose=verbose)
+                     compiled_step=step, verbose=verbose)
     elif fitted.coef.shape != (x.shape[0], x.shape[0]):
         raise ValueError(f"fitted C has shape {fitted.coef.shape}, expected ({x.shape[0]}, {x.shape[0]})")
     seconds["finetune"] = time.perf_counter() - start
     start = time.perf_counter()
-    clustered = cluster(fitted.coef, n_clusters, preset.post, seed=seed)
+    clustered = cluster_coefficients(fitted.coef, n_clusters, preset.post, jax.random.PRNGKey(seed), compiled=stage)
     labels = np.asarray(clustered.labels)
     seconds["cluster"] = time.perf_counter() - start
     affinity = clustered.affinity if isinstance(clustered.affinity, BCOO) else np.asarray(clustered.affinity)

@@ -1,4 +1,5 @@
-"""The whole cluster stage, coefficients -> labels, in one jitted function."""
+"""The whole cluster stage, coefficients -> labels, in one jitted function, which can also be compiled ahead of
+time in a background thread (:func:`compile_cluster_stage`)."""
 from __future__ import annotations
 
 from functools import partial
@@ -13,6 +14,7 @@ from jaxsc._src.cluster.blas_threads import on_cpu, single_blas_thread
 from jaxsc._src.cluster.large import large_svd_affinity, sparse_spectral_embedding
 from jaxsc._src.cluster.spectral import ASSIGN_MODES, assign_labels, spectral_clustering
 from jaxsc._src.cluster.threshold import threshold_coefficients
+from jaxsc._src.compile_ahead import CompiledAhead
 
 AFFINITY_MODES = ("svd", "simple")
 SOLVERS = ("auto", "dense", "randomized", "iterative")
@@ -99,13 +101,27 @@ def _cluster(coef, n_clusters, post, key):
     return ClusterResult(labels.astype(jnp.int32), affinity)
 
 
+def compile_cluster_stage(n: int, n_clusters: int, post: PostConfig = PostConfig(),
+                          dtype=jnp.float32) -> CompiledAhead:
+    """The cluster stage for an ``(n, n)`` C of ``dtype`` on the default device, with ``n_clusters`` and ``post``
+    fixed, compiled in a background thread (:class:`jaxsc._src.compile_ahead.CompiledAhead`; about 1 s at n = 400
+    on 2 CPU cores), for :func:`cluster_coefficients`'s ``compiled``: :func:`jaxsc.run` starts it before the
+    fine-tune, so that the two overlap."""
+    check_n_clusters(n_clusters, n)
+    return CompiledAhead(_cluster, dict(coef=jax.ShapeDtypeStruct((n, n), jnp.dtype(dtype)),
+                                        key=jax.random.PRNGKey(0)), n_clusters=int(n_clusters), post=post.validate())
+
+
 def cluster_coefficients(coef: jax.Array, n_clusters: int, post: PostConfig = PostConfig(),
-                         key: jax.Array | None = None) -> ClusterResult:
+                         key: jax.Array | None = None, *,
+                         compiled: CompiledAhead | None = None) -> ClusterResult:
     """Threshold C, build the affinity and run spectral clustering, all inside one ``jit``.
 
     On the CPU, the randomized and iterative solvers run with one BLAS thread and the call returns finished
     results (:mod:`jaxsc._src.cluster.blas_threads`: OpenBLAS's idle threads otherwise slow XLA's products down,
     about 1.8x on 2 cores at n = 1440); elsewhere the results are dispatched asynchronously, as usual.
+    ``compiled``: the stage from :func:`compile_cluster_stage`, run when it was compiled for this call (C's
+    shape, dtype and device, the key's type, ``n_clusters``, ``post``); otherwise the jitted stage runs.
 
     Raises:
       ValueError: C not square or not finite, ``n_clusters`` outside 2..n, or a bad ``post``.
@@ -117,7 +133,10 @@ def cluster_coefficients(coef: jax.Array, n_clusters: int, post: PostConfig = Po
         raise ValueError("the coefficient matrix contains NaN or inf (did training diverge?)")
     key = jax.random.PRNGKey(0) if key is None else key
     post = post.validate()
+    static = dict(n_clusters=int(n_clusters), post=post)
+    serves = compiled is not None and compiled.serves(_cluster, **static)
+    stage = compiled if serves else partial(_cluster, **static)
     if (post.solver == "randomized" or _uses_iterative_path(post, coef.shape[0])) and on_cpu(coef):
         with single_blas_thread():
-            return jax.block_until_ready(_cluster(coef, int(n_clusters), post, key))
-    return _cluster(coef, int(n_clusters), post, key)
+            return jax.block_until_ready(stage(coef=coef, key=key))
+    return stage(coef=coef, key=key)

@@ -30,6 +30,7 @@ import optax
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
+from jaxsc._src.compile_ahead import CompiledAhead
 from jaxsc._src.train.memory import (MemoryPlan, abstract, available_memory, check_train_memory, plan_from_compiled,
                                      square_bytes)
 
@@ -154,6 +155,12 @@ def _initial_state(objective, params, data, batch_size) -> TrainState:
                       jnp.zeros((), jnp.int32), jnp.zeros((), jnp.float32), aux)
 
 
+def _abstract_state(objective, params, data, batch_size) -> TrainState:
+    """The initial :class:`TrainState`'s shapes and dtypes (``jax.ShapeDtypeStruct`` leaves); ``params`` and
+    ``data`` may be abstract."""
+    return jax.eval_shape(lambda p, d: _initial_state(objective, p, d, batch_size), abstract(params), abstract(data))
+
+
 def sample_matrix_shardings(tree, n: int, mesh: Mesh, axis: str | None = None):
     """A tree of shardings for ``tree``: every ``(n, n)`` leaf split by rows over ``mesh``'s ``axis`` (default:
     its first axis), every other leaf replicated. ``n`` must be divisible by the axis size."""
@@ -180,9 +187,8 @@ def plan_train_memory(objective, params, data, *, batch_size: int | None = None,
     ``jax.ShapeDtypeStruct`` trees, and nothing of their size is allocated."""
     n = jax.tree.leaves(data)[0].shape[0]
     batch_size = None if batch_size == n else batch_size
-    state = jax.eval_shape(lambda p, d: _initial_state(objective, p, d, batch_size), abstract(params),
-                           abstract(data))
-    state_a, data_a = state, abstract(data)  # eval_shape already gave ShapeDtypeStructs
+    state = _abstract_state(objective, params, data, batch_size)
+    state_a, data_a = state, abstract(data)
     if mesh is not None:
         state_a = abstract(state, sample_matrix_shardings(state, n, mesh))
         data_a = abstract(data, sample_matrix_shardings(data, n, mesh))
@@ -191,6 +197,19 @@ def plan_train_memory(objective, params, data, *, batch_size: int | None = None,
     device = jax.devices()[0] if mesh is None else mesh.devices.flat[0]
     per_device = 1 if mesh is None else mesh.devices.size
     return plan_from_compiled(compiled, square_bytes(state, n) // per_device, device, available_memory(device))
+
+
+def compile_train_step(objective, params, data, *, batch_size: int | None = None,
+                       early_stop: EarlyStop | None = None) -> CompiledAhead:
+    """The step of ``train(objective, params, data, ...)`` compiled in a background thread
+    (:class:`jaxsc._src.compile_ahead.CompiledAhead`), for ``train``'s ``compiled_step``: ``params`` and ``data``
+    may be ``jax.ShapeDtypeStruct`` trees, so it can start before they exist (:func:`jaxsc.run` compiles the
+    fine-tune step while the autoencoder pretrains). Single device only (no mesh)."""
+    n = jax.tree.leaves(data)[0].shape[0]
+    batch_size = None if batch_size == n else batch_size
+    return CompiledAhead(train_step, dict(state=_abstract_state(objective, params, data, batch_size), data=data,
+                                          key=jax.random.PRNGKey(0)),
+                         objective=objective, batch_size=batch_size, early_stop=early_stop)
 
 
 def _terms_text(aux) -> str:
@@ -205,7 +224,8 @@ def _terms_text(aux) -> str:
 def train(objective, params, data, steps: int, *, key: jax.Array | None = None, batch_size: int | None = None,
           early_stop: EarlyStop | None = None, log_every: int = 50, verbose: bool = True,
           desc: str = "train", mesh: Mesh | None = None,
-          stop_check: Callable[[Any], bool] | None = None, check_memory: bool = True) -> TrainResult:
+          stop_check: Callable[[Any], bool] | None = None, check_memory: bool = True,
+          compiled_step: CompiledAhead | None = None) -> TrainResult:
     """Run ``steps`` optimiser steps of ``objective`` from ``params``.
 
     Args:
@@ -227,6 +247,9 @@ def train(objective, params, data, steps: int, *, key: jax.Array | None = None, 
       check_memory: before allocating anything, when C and its optimiser state alone could take a quarter of the
         free memory, compile the step on abstract arrays and raise a ``MemoryError`` with the options that shrink
         it if XLA's plan does not fit (:func:`plan_train_memory`, :func:`jaxsc.train.check_train_memory`).
+      compiled_step: the step from :func:`compile_train_step`, run when it was compiled for this training (the
+        same objective, batch size and early stop; state and data of its shapes on its device); otherwise the
+        jitted step runs.
     """
     if steps < 0:
         raise ValueError(f"steps must be >= 0, got {steps}")
@@ -249,9 +272,12 @@ def train(objective, params, data, steps: int, *, key: jax.Array | None = None, 
     if mesh is not None:
         state = shard_sample_matrices(state, n, mesh)
         data = shard_sample_matrices(data, n, mesh)
+    static = dict(objective=objective, batch_size=batch_size, early_stop=early_stop)
+    step = compiled_step if compiled_step is not None and compiled_step.serves(train_step, **static) else \
+        partial(train_step, **static)
     history, start, stopped = [], time.perf_counter(), False
     for t in range(steps):
-        state = train_step(state, data, key, objective, batch_size, early_stop)
+        state = step(state=state, data=data, key=key)
         if (t + 1) % log_every == 0 or t + 1 == steps:
             loss, taken = float(state.loss), int(state.step)
             history.append((taken, loss))
