@@ -216,7 +216,8 @@ def test_run_compiles_the_fine_tune_step_and_cluster_stage_ahead_and_runs_them(m
             events.append(f"compile {name}")
             ahead = compile_ahead(*args, **kwargs)
             executable = ahead._executable.result()
-            monkeypatch.setattr(ahead._executable, "result", lambda: events.append(f"run {name}") or executable)
+            monkeypatch.setattr(ahead._executable, "result",
+                                lambda: lambda **kw: events.append(f"run {name}") or executable(**kw))
             return ahead
         return compile_
 

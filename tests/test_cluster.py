@@ -390,7 +390,7 @@ def test_compiled_stage_runs_only_for_the_call_it_was_compiled_for(monkeypatch):
     assert not stage.serves(stage.jitted, n_clusters=4, post=post._replace(power=2.0))
     compiled_runs = []
     executable = stage._executable.result()
-    monkeypatch.setattr(stage._executable, "result", lambda: compiled_runs.append(1) or executable)
+    monkeypatch.setattr(stage._executable, "result", lambda: lambda **kw: compiled_runs.append(1) or executable(**kw))
     other = cluster.cluster_coefficients(c, 5, post, key, compiled=stage)  # another K: the jitted stage runs
     assert compiled_runs == [] and other.labels.shape == (100,)
     ours = cluster.cluster_coefficients(c, 4, post, key, compiled=stage)

@@ -199,7 +199,7 @@ def test_a_step_compiled_ahead_from_shapes_trains_as_the_jitted_step(monkeypatch
     abstract = jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype), (params, x))
     step = train.compile_train_step(objective, *abstract, batch_size=8)
     executable, runs = step._executable.result(), []
-    monkeypatch.setattr(step._executable, "result", lambda: runs.append(1) or executable)
+    monkeypatch.setattr(step._executable, "result", lambda: lambda **kw: runs.append(1) or executable(**kw))
     ahead = train.train(objective, params, x, 12, batch_size=8, key=jax.random.PRNGKey(3), verbose=False,
                         compiled_step=step)
     assert len(runs) == 12  # every step ran the compilation

@@ -8,7 +8,7 @@ baseline during the first seed. Tracing and lowering stay in the calling thread,
 from __future__ import annotations
 
 from concurrent.futures import Future, ThreadPoolExecutor
-from functools import lru_cache
+from functools import lru_cache, partial
 from typing import Any, Callable
 
 import jax
@@ -30,11 +30,7 @@ def _compile(jitted: Callable, tree, leaves: tuple, static: tuple) -> Future:
 class CompiledAhead:
     """``jitted`` compiled in a background thread for keyword arguments with the shapes and dtypes of
     ``arguments`` (pytrees of arrays or of ``jax.ShapeDtypeStruct``) on the default device, with its static
-    arguments ``static`` fixed.
-
-    Calling it with keyword arguments runs that compilation, waiting for it if it is not finished, when they
-    match it (tree structures, shapes, dtypes, device), and ``jitted`` otherwise. A compilation error is raised by
-    the call.
+    arguments ``static`` fixed. :meth:`bind` gives the function to call.
     """
 
     def __init__(self, jitted: Callable, arguments: dict[str, Any], **static):
@@ -56,7 +52,11 @@ class CompiledAhead:
                 and all(isinstance(leaf, jax.Array) and leaf.sharding.is_equivalent_to(self.sharding, leaf.ndim)
                         for leaf in leaves))
 
-    def __call__(self, **arguments):
+    def bind(self, **arguments) -> Callable:
+        """The function to call with keyword arguments like ``arguments``: the compilation when they match it
+        (waiting for it if it is not finished; a compilation error is raised here), else ``jitted`` with the
+        static arguments. Checked once: a loop binds before its first call, provided every call's arguments
+        keep the shapes, dtypes and device of the first (a training step's state does)."""
         if self.matches(**arguments):
-            return self._executable.result()(**arguments)
-        return self.jitted(**arguments, **self.static)
+            return self._executable.result()
+        return partial(self.jitted, **self.static)

@@ -273,8 +273,9 @@ def train(objective, params, data, steps: int, *, key: jax.Array | None = None, 
         state = shard_sample_matrices(state, n, mesh)
         data = shard_sample_matrices(data, n, mesh)
     static = dict(objective=objective, batch_size=batch_size, early_stop=early_stop)
-    step = compiled_step if compiled_step is not None and compiled_step.serves(train_step, **static) else \
-        partial(train_step, **static)
+    step = partial(train_step, **static)
+    if compiled_step is not None and compiled_step.serves(train_step, **static):
+        step = compiled_step.bind(state=state, data=data, key=key)
     history, start, stopped = [], time.perf_counter(), False
     for t in range(steps):
         state = step(state=state, data=data, key=key)
