@@ -30,7 +30,7 @@ def _compile(jitted: Callable, tree, leaves: tuple, static: tuple) -> Future:
 class CompiledAhead:
     """``jitted`` compiled in a background thread for keyword arguments with the shapes and dtypes of
     ``arguments`` (pytrees of arrays or of ``jax.ShapeDtypeStruct``) on the default device, with its static
-    arguments ``static`` fixed. :meth:`bind` gives the function to call.
+    arguments ``static`` fixed. Calling it runs the compilation or ``jitted`` (:meth:`bind`); a loop binds once.
     """
 
     def __init__(self, jitted: Callable, arguments: dict[str, Any], **static):
@@ -60,3 +60,6 @@ class CompiledAhead:
         if self.matches(**arguments):
             return self._executable.result()
         return partial(self.jitted, **self.static)
+
+    def __call__(self, **arguments):
+        return self.bind(**arguments)(**arguments)

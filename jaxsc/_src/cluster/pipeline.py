@@ -135,7 +135,7 @@ def cluster_coefficients(coef: jax.Array, n_clusters: int, post: PostConfig = Po
     post = post.validate()
     static = dict(n_clusters=int(n_clusters), post=post)
     serves = compiled is not None and compiled.serves(_cluster, **static)
-    stage = compiled.bind(coef=coef, key=key) if serves else partial(_cluster, **static)
+    stage = compiled if serves else partial(_cluster, **static)
     if (post.solver == "randomized" or _uses_iterative_path(post, coef.shape[0])) and on_cpu(coef):
         with single_blas_thread():
             return jax.block_until_ready(stage(coef=coef, key=key))
