@@ -16,8 +16,8 @@ import numpy as np
 from jax.experimental.sparse import BCOO
 
 from jaxsc._src.checks import check_n_clusters, check_samples
-from jaxsc._src.compile_ahead import CompiledAhead
 from jaxsc._src.cluster.pipeline import ClusterResult, PostConfig, cluster_coefficients, compile_cluster_stage
+from jaxsc._src.compile_ahead import CompiledAhead
 from jaxsc._src.losses.locality import adaptive_neighbors
 from jaxsc._src.methods.presets import Preset
 from jaxsc._src.methods.self_expressive import (ReconstructionObjective, SelfExpressiveObjective,
