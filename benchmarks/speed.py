@@ -7,7 +7,7 @@
 2. DSC fine-tune step and whole fit (fine-tune epochs + cluster stage) at the COIL20 (n=1440, 32x32, 3x3@15)
    and ORL (n=400, 3x3@3,3,5) settings: jaxsc against the PyTorch DSC-Net port (github.com/XifengGuo/DSC-Net),
    imported from a checkout outside this repo (``--dscnet-port PATH``) and run as published; without it (or
-   without torch) those columns say so.
+   without torch) those columns say so. Steps are timed in blocks of consecutive steps (``STEP_BLOCK_S``).
 3. Convolutions (``--sections conv``): per layer shape (DSC-Net's ORL, COIL20 and EYaleB encoders, RGRL's
    MNIST encoder, the LRSC teacher), jaxsc's forward convolution and patch-matrix kernel gradient
    (``jaxsc.models.same_conv``) against lax's convolution and its autodiff; per decoder layer, jaxsc's
@@ -44,6 +44,8 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import math
+import os
 import platform
 import resource
 import sys
@@ -252,6 +254,23 @@ STEP_CASES = {  # the port's settings for these datasets (its main.py), equal to
 }
 
 
+# Each side's turn in the step section is a block of consecutive steps lasting about this long, timed as a whole:
+# the steady state of a training loop. Timed one step a turn, each side's first step after the other's met the
+# other's idle worker threads still spinning (torch's OpenMP, XLA's pool) and its own asleep: on 2 cores
+# (2026-12-06, AMD EPYC) jaxsc's ORL step took 8.1 ms alone in a loop, 10.5-12.1 ms timed one a turn, 9.0-10.1 ms
+# in blocks of 20 (torch's 11.2, 11.6-13.2 and 11.8-15.2 ms).
+STEP_BLOCK_S = 0.2
+
+
+def consecutive(step: Callable[[], object], count: int) -> Callable[[], object]:
+    """``step`` called ``count`` times in a row, as one call."""
+    def block():
+        for _ in range(count):
+            out = step()
+        return out
+    return block
+
+
 def step_case(name: str, port, repeats: int) -> dict:
     """The case's fine-tune step, jaxsc and (with ``port``) the PyTorch port taking turns round by round, and
     the whole fit of each side."""
@@ -265,15 +284,17 @@ def step_case(name: str, port, repeats: int) -> dict:
     steps = {"jaxsc": ours, "jaxsc-bf16": jax_stepper(*dsc_step_problem(*problem, matmul_dtype="bfloat16"))[0]}
     if port is not None:
         steps["torch"], port_fit, port_name = port_stepper(port, case)
-    best = interleaved_best(steps, repeats)
-    row = {"shape": name, "n": case["n"], "epochs": case["epochs"], "jaxsc_s": best["jaxsc"][0],
-           "jaxsc_bf16_s": best["jaxsc-bf16"][0],
-           "compile_s": first - best["jaxsc"][0], "jaxsc_fit_s": jax_fit_time(case), "torch_s": None,
+    block = max(1, math.ceil(STEP_BLOCK_S / best_of(ours, 1)[0]))
+    best = interleaved_best({side: consecutive(step, block) for side, step in steps.items()}, repeats)
+    per_step = {side: seconds / block for side, (seconds, _) in best.items()}
+    row = {"shape": name, "n": case["n"], "epochs": case["epochs"], "block": block, "jaxsc_s": per_step["jaxsc"],
+           "jaxsc_bf16_s": per_step["jaxsc-bf16"],
+           "compile_s": first - per_step["jaxsc"], "jaxsc_fit_s": jax_fit_time(case), "torch_s": None,
            "torch_fit_s": None}
     if port is None:
         row["torch"] = "not measured: no --dscnet-port checkout or no torch"
     else:
-        row.update(torch_s=best["torch"][0], torch_fit_s=best_of(port_fit, 1)[0], torch=port_name)
+        row.update(torch_s=per_step["torch"], torch_fit_s=best_of(port_fit, 1)[0], torch=port_name)
     return row
 
 
@@ -286,9 +307,34 @@ def table_head(columns: list[str]) -> list[str]:
     return ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
 
 
+CPU_FLAGS = ("avx2", "avx512f", "avx512_bf16", "amx_bf16")  # the ones that decide XLA's and torch's CPU kernels
+
+
+def machine_description() -> str:
+    """The device the section ran on: for a CPU its model, vendor, family and model numbers, cores and which of
+    :data:`CPU_FLAGS` it lists (the float32 and bfloat16 ratios against torch change with them); else the
+    accelerator's kind."""
+    device = jax.devices()[0]
+    if device.platform != "cpu":
+        return f"{device.device_kind} ({device.platform})"
+    info = {}
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            name, _, value = line.partition(":")
+            info.setdefault(name.strip(), value.strip())
+    except OSError:  # not Linux
+        return f"{platform.processor() or 'unknown CPU'}, {os.cpu_count()} cores"
+    flags = set(info.get("flags", "").split())
+    listed = ", ".join(f"{flag} {'yes' if flag in flags else 'no'}" for flag in CPU_FLAGS)
+    return (f"{info.get('model name', 'unknown CPU')} ({info.get('vendor_id', '?')}, family "
+            f"{info.get('cpu family', '?')} model {info.get('model', '?')}), {os.cpu_count()} cores, {listed}")
+
+
 def section_head(title: str, text: str, columns: list[str]) -> list[str]:
-    """A result section's first lines: ``## title``, "Measured <today>." and ``text``, and ``columns``' table head."""
-    return [f"## {title}", "", f"Measured {datetime.date.today().isoformat()}. {text}", "", *table_head(columns)]
+    """A result section's first lines: ``## title``, "Measured <today> on <machine>." and ``text``, and
+    ``columns``' table head."""
+    return [f"## {title}", "", f"Measured {datetime.date.today().isoformat()} on {machine_description()}. {text}",
+            "", *table_head(columns)]
 
 
 def cluster_section(rows: list, dense_max_n: int) -> list[str]:
@@ -352,8 +398,9 @@ def products_section(rows: list) -> list[str]:
         "The three products of a DSC step whose cost grows as "
         "n^2 d (the forward C Z and its two gradient products), each on its own, float32, XLA (jitted) "
         "against torch (its device and threads in the last column), taking turns. At COIL20's shape they are "
-        "most of the step (a profile of jaxsc's COIL20 step, 2026-12-06: the three took about 121 of 193 ms), so "
-        "the float32 step ratio of the section above follows from these; at ORL's (d = 80) they are a "
+        "most of the step (a profile of jaxsc's COIL20 step on 2026-12-06, on a CPU with avx512f but not "
+        "avx512_bf16: the three took about 121 of 193 ms), so the float32 step ratio of the step section follows "
+        "from these; at ORL's (d = 80) they are a "
         "small part of it.",
         ["shape", "n", "d", "product", "XLA s", "torch s", "XLA speed-up", "PyTorch"])
     for r in rows:
@@ -369,19 +416,22 @@ def step_section(rows: list) -> list[str]:
         "DSC fine-tune step and whole fit against the PyTorch DSC-Net port",
         "The port (github.com/XifengGuo/DSC-Net, run from a "
         "checkout outside this repo, its model, loss and cluster stage as published) against jaxsc with the same "
-        "architecture, loss weights, n and epochs. Whole fit: fine-tune epochs + cluster stage, from a fresh "
+        "architecture, loss weights, n and epochs. Steps are timed in blocks of `block` consecutive steps (about "
+        f"{STEP_BLOCK_S:g} s; `STEP_BLOCK_S` in `benchmarks/speed.py`), each side taking its turn with a block, as "
+        "in a training loop. Whole fit: fine-tune epochs + cluster stage, from a fresh "
         "network on random data (pretraining excluded on both sides: the port has none), jaxsc's compilation "
         "included. `bf16`: jaxsc's step with C Z and its two gradient products in bfloat16 with float32 sums "
         "(`matmul_dtype=\"bfloat16\"`; its accuracy: `rgrl_pssc.md`), against the port in float32.",
-        ["shape", "n", "epochs", "jaxsc s/step", "compile s", "port s/step", "step speed-up", "bf16 s/step",
+        ["shape", "n", "epochs", "block", "jaxsc s/step", "compile s", "port s/step", "step speed-up", "bf16 s/step",
          "bf16 speed-up", "jaxsc fit s", "port fit s", "fit speed-up", "PyTorch"])
     for r in rows:
         measured = r["torch_s"] is not None
-        lines.append(f"| {r['shape']} | {r['n']} | {r['epochs']} | {r['jaxsc_s']:.3f} | {r['compile_s']:.2f} | "
-                     + (f"{r['torch_s']:.3f} | {r['torch_s'] / r['jaxsc_s']:.2f}x | {r['jaxsc_bf16_s']:.3f} | "
+        lines.append(f"| {r['shape']} | {r['n']} | {r['epochs']} | {r['block']} | {r['jaxsc_s']:.4f} | "
+                     f"{r['compile_s']:.2f} | "
+                     + (f"{r['torch_s']:.4f} | {r['torch_s'] / r['jaxsc_s']:.2f}x | {r['jaxsc_bf16_s']:.4f} | "
                         f"{r['torch_s'] / r['jaxsc_bf16_s']:.2f}x | {r['jaxsc_fit_s']:.1f} | "
                         f"{r['torch_fit_s']:.1f} | {r['torch_fit_s'] / r['jaxsc_fit_s']:.2f}x | " if measured else
-                        f"- | - | {r['jaxsc_bf16_s']:.3f} | - | {r['jaxsc_fit_s']:.1f} | - | - | ") + f"{r['torch']} |")
+                        f"- | - | {r['jaxsc_bf16_s']:.4f} | - | {r['jaxsc_fit_s']:.1f} | - | - | ") + f"{r['torch']} |")
     return lines
 
 
@@ -857,10 +907,11 @@ def main() -> None:
 def write_results(path: Path, device, built: dict) -> None:
     """The result file: a header naming the machine, then the sections in ``SECTIONS`` order."""
     lines = [f"# Speed on {device.platform} ({device.device_kind})", "",
-             f"jax {jax.__version__}, {platform.platform()}, {platform.processor() or 'unknown CPU'}. Generated by "
+             f"jax {jax.__version__}, {platform.platform()}. Generated by "
              "`benchmarks/speed.py`; within a section both sides are measured in the same run, taking turns round "
              "by round, best of the rounds on each side, compile time excluded (shown separately). Each section "
-             "gives the date it was measured."]
+             "gives the date it was measured and, since 2026-12-06, the machine: sections measured on different "
+             "machines are not comparable (the ratios against torch change with the CPU)."]
     for name in SECTIONS:
         if name in built:
             lines += [""] + built[name]

@@ -45,3 +45,19 @@ def test_laplacian_case_compares_the_gram_and_matmul_forms():
     lines = speed.laplacian_section([row])
     assert lines[0].startswith("## RGRL's relation-weighted reconstruction")
     assert lines[-1].startswith("| 300 | 400 |") and lines[-1].count("|") == 8
+
+
+def test_consecutive_calls_the_step_in_a_row_as_one_call():
+    speed = benchmark_module("speed")
+    calls = []
+    block = speed.consecutive(lambda: calls.append(len(calls)) or len(calls), 3)
+    assert block() == 3 and calls == [0, 1, 2]
+
+
+def test_sections_name_the_machine_they_ran_on():
+    speed = benchmark_module("speed")
+    lines = speed.section_head("Title", "Text.", ["a", "b"])
+    assert lines[0] == "## Title" and lines[-2:] == ["| a | b |", "|---|---|"]
+    measured = lines[2]
+    assert measured.startswith("Measured ") and measured.endswith(". Text.")
+    assert "cores" in measured and all(f"{flag} " in measured for flag in speed.CPU_FLAGS)  # the CPU in the tests
