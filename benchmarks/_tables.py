@@ -83,9 +83,14 @@ def diagonal_cell(result: dict) -> str:
     return "0" if result["preset"].get("zero_diagonal") else "free"
 
 
+def machine_text(machine: dict) -> str:
+    """A result's machine in one line: platform, CPU (recorded since 2026-12-07), jax version, devices."""
+    cpu = f", {machine['cpu']}" if machine.get("cpu") else ""
+    return f"{machine['platform']}{cpu}, jax {machine['jax']}, {machine['devices']}"
+
+
 def machine_lines(rows: list[dict]) -> list[str]:
-    machines = sorted({f"{r['machine']['platform']}, jax {r['machine']['jax']}, {r['machine']['devices']}"
-                       for r in rows})
+    machines = sorted({machine_text(r["machine"]) for r in rows})
     return ["", "Machine(s): " + "; ".join(machines) + ".", "",
             "Rows absent here were not run (see the closing notes); nothing is estimated.", ""]
 

@@ -14,7 +14,7 @@ import argparse
 import json
 from pathlib import Path
 
-from _tables import RESULTS, add_common_arguments, save_result
+from _tables import RESULTS, add_common_arguments, machine_text, save_result
 
 from jaxsc._src.cli import run_experiment
 from jaxsc._src.models.reference_weights import REFERENCE_WEIGHTS
@@ -51,8 +51,7 @@ def write_table(out_dir: Path) -> Path:
             f"{s['acc']['std']:.4f} | {s['acc']['max']:.4f} | {s['nmi']['mean']:.4f} ± {s['nmi']['std']:.4f} | "
             f"{s['nmi']['max']:.4f} | {PAPER_ACC.get(r['dataset'], float('nan')):.4f} | "
             f"{'>= %.2f' % target if target else '-'} | {k['acc']['mean']:.4f} | {secs:.0f} |")
-    machines = sorted({f"{r['machine']['platform']}, jax {r['machine']['jax']}, {r['machine']['devices']}"
-                       for r in rows})
+    machines = sorted({machine_text(r["machine"]) for r in rows})
     lines += ["", "Machine(s): " + "; ".join(machines) + ".", "",
               "Missing rows were not run (see the closing notes); they are not estimated.", ""]
     path = out_dir / "dsc.md"

@@ -45,7 +45,6 @@ from __future__ import annotations
 import argparse
 import datetime
 import math
-import os
 import platform
 import resource
 import sys
@@ -61,6 +60,7 @@ import numpy as np
 import jaxsc
 from jaxsc import cluster, metrics
 from jaxsc._src.api import build_objective
+from jaxsc._src.machine import cpu_description
 from jaxsc._src.methods.lrsc import target_teacher_weights
 from jaxsc._src.testing import reference
 from jaxsc.data import union_of_subspaces
@@ -307,27 +307,11 @@ def table_head(columns: list[str]) -> list[str]:
     return ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
 
 
-CPU_FLAGS = ("avx2", "avx512f", "avx512_bf16", "amx_bf16")  # the ones that decide XLA's and torch's CPU kernels
-
-
 def machine_description() -> str:
-    """The device the section ran on: for a CPU its model, vendor, family and model numbers, cores and which of
-    :data:`CPU_FLAGS` it lists (the float32 and bfloat16 ratios against torch change with them); else the
-    accelerator's kind."""
+    """The device a section ran on: the CPU (:func:`jaxsc._src.machine.cpu_description`: the float32 and bfloat16
+    ratios against torch change with it), else the accelerator's kind."""
     device = jax.devices()[0]
-    if device.platform != "cpu":
-        return f"{device.device_kind} ({device.platform})"
-    info = {}
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            name, _, value = line.partition(":")
-            info.setdefault(name.strip(), value.strip())
-    except OSError:  # not Linux
-        return f"{platform.processor() or 'unknown CPU'}, {os.cpu_count()} cores"
-    flags = set(info.get("flags", "").split())
-    listed = ", ".join(f"{flag} {'yes' if flag in flags else 'no'}" for flag in CPU_FLAGS)
-    return (f"{info.get('model name', 'unknown CPU')} ({info.get('vendor_id', '?')}, family "
-            f"{info.get('cpu family', '?')} model {info.get('model', '?')}), {os.cpu_count()} cores, {listed}")
+    return cpu_description() if device.platform == "cpu" else f"{device.device_kind} ({device.platform})"
 
 
 def section_head(title: str, text: str, columns: list[str]) -> list[str]:

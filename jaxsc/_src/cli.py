@@ -19,6 +19,7 @@ from jaxsc._src.cluster.kmeans import kmeans
 from jaxsc._src.compile_ahead import CompiledAhead
 from jaxsc._src.data.datasets import Dataset, availability, load, names
 from jaxsc._src.data.files import DataFileError, user_cache_dir
+from jaxsc._src.machine import cpu_description
 from jaxsc._src.methods.out_of_sample import encode_in_batches, fit_large_scale, large_scale_preset
 from jaxsc._src.methods.presets import METHODS, PRESETS, get_preset
 from jaxsc._src.methods.lrsc import LRSCPreset, fit_lrsc, teacher_features
@@ -70,8 +71,8 @@ def summarize(rows: list[dict], metrics: tuple[str, ...] = REPORTED) -> dict:
 
 
 def _machine() -> dict:
-    return {"platform": platform.platform(), "processor": platform.processor(), "jax": jax.__version__,
-            "devices": [str(d) for d in jax.devices()]}
+    return {"platform": platform.platform(), "processor": platform.processor(), "cpu": cpu_description(),
+            "jax": jax.__version__, "devices": [str(d) for d in jax.devices()]}
 
 
 def _print_summary(label: str, summary: dict) -> None:
