@@ -124,6 +124,7 @@ def test_cli_run_and_datasets(tmp_path, capsys):
     assert [r["seed"] for r in result["seeds"]] == [0, 1]
     assert set(result["summary"]["acc"]) == {"mean", "std", "max"}
     assert 0 < result["kmeans_raw"]["summary"]["acc"]["mean"] <= 1
+    assert "cores" in result["machine"]["cpu"] and result["machine"]["jax"] == jax.__version__
     printed = capsys.readouterr().out
     assert "dsc-l2 digits seed 1" in printed and "k-means on raw data" in printed and "mean+-std" in printed
     assert cli.main(["datasets", "--data-dir", str(tmp_path)]) == 0
