@@ -2,8 +2,8 @@
 
 XLA's compiler releases the GIL, so a compilation handed to a worker thread proceeds while the caller goes on,
 e.g. trains: :func:`jaxsc.run` compiles its fine-tune step during pretraining and its cluster stage during the
-fine-tune, ``jaxsc run`` its k-means baseline during the first seed. Tracing and lowering stay in the calling thread, where jax's context settings
-(default device, matmul precision) apply.
+fine-tune, ``jaxsc run`` its k-means baseline during the first seed. Tracing and lowering stay in the calling
+thread, where jax's context settings (default device, matmul precision) apply.
 """
 from __future__ import annotations
 
