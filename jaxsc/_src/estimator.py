@@ -44,8 +44,8 @@ class SubspaceClustering(_Estimator):
       method: a name of :data:`jaxsc.presets.METHODS` (``dsc-l2``, ``rgrl``, ``pssc``, ...); ``None``: the
         class's own (``dsc-l2`` here, ``rgrl`` for :class:`RGRL`, ...).
       seed: seed of initialisation, mini-batch order and the cluster stage.
-      autoencoder_params: start fine-tuning from these (e.g. :func:`jaxsc.models.load_reference_weights`)
-        instead of pretraining.
+      autoencoder_params: start fine-tuning from these parameters instead of pretraining (e.g.
+        ``jaxsc.models.load_reference_weights(name)["params"]``: that function returns flax variables).
       verbose: print progress lines.
       **overrides: fields of :class:`jaxsc.presets.Preset` to change (e.g. ``finetune_steps=10``).
 
