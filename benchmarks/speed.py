@@ -108,19 +108,27 @@ CLUSTER_POST = cluster.PostConfig(threshold=0.2, subspace_dim=5, power=4.0, add_
 SETTLE_S = 0.25
 
 
-def cluster_case(n: int, repeats: int, dense_max_n: int = 10 ** 9) -> list:
-    """The cluster stage at ``n`` (K = 20 subspaces of dimension 5 in R^100, noise 0.1, ridge self-expression),
-    jaxsc (solvers dense up to ``dense_max_n``, randomized, and iterative past ``LARGE_N``) against the reference
-    pipeline."""
-    k, post = 20, CLUSTER_POST
-    data = union_of_subspaces(k, 5, 100, n // k, noise=0.1, seed=0)
+CLUSTER_K = 20
+
+
+def synthetic_coefficients(n: int) -> tuple[np.ndarray, np.ndarray]:
+    """``(C, labels)``: the ridge self-expression C = (X X^T + 0.1 I)^-1 X X^T, float32, of n points on
+    ``CLUSTER_K`` subspaces of dimension 5 in R^100 (noise 0.1, seed 0), and the points' subspaces."""
+    data = union_of_subspaces(CLUSTER_K, 5, 100, n // CLUSTER_K, noise=0.1, seed=0)
     x = data.x.astype(np.float64)
     g = x @ x.T
-    coef = np.linalg.solve(g + 0.1 * np.eye(len(x)), g).astype(np.float32)
-    key = jax.random.PRNGKey(0)
+    return np.linalg.solve(g + 0.1 * np.eye(len(x)), g).astype(np.float32), data.y
+
+
+def cluster_case(n: int, repeats: int, dense_max_n: int = 10 ** 9) -> list:
+    """The cluster stage at ``n`` (:func:`synthetic_coefficients`), jaxsc (solvers dense up to ``dense_max_n``,
+    randomized, and iterative past ``LARGE_N``) against the reference pipeline."""
+    k, post = CLUSTER_K, CLUSTER_POST
+    coef, labels = synthetic_coefficients(n)
+    n, key = len(labels), jax.random.PRNGKey(0)  # n // CLUSTER_K points per subspace
     coef_device = jax.device_put(coef)  # jaxsc's stage gets C where training leaves it: on the device
-    dense = ("dense",) if len(x) <= dense_max_n else ()
-    solvers = dense + ("randomized",) + (("iterative",) if len(x) > cluster.LARGE_N else ())
+    dense = ("dense",) if n <= dense_max_n else ()
+    solvers = dense + ("randomized",) + (("iterative",) if n > cluster.LARGE_N else ())
     fns = {"reference": lambda: reference.cluster_reference(coef, k, post.threshold, post.subspace_dim, post.power,
                                                             post.add_identity)}
     first_s = {}
@@ -135,10 +143,10 @@ def cluster_case(n: int, repeats: int, dense_max_n: int = 10 ** 9) -> list:
     rows = []
     for solver in solvers:
         ours, out = best[solver]
-        rows.append({"n": len(x), "solver": solver, "jaxsc_s": ours, "compile_s": first_s[solver] - ours,
+        rows.append({"n": n, "solver": solver, "jaxsc_s": ours, "compile_s": first_s[solver] - ours,
                      "reference_s": theirs, "ratio": theirs / ours,
-                     "acc_jaxsc": metrics.accuracy(data.y, np.asarray(out.labels)),
-                     "acc_reference": metrics.accuracy(data.y, ref_labels)})
+                     "acc_jaxsc": metrics.accuracy(labels, np.asarray(out.labels)),
+                     "acc_reference": metrics.accuracy(labels, ref_labels)})
     return rows
 
 

@@ -1,6 +1,7 @@
 """The jitted cluster stage: threshold, affinity, spectral embedding, k-means, discretisation; and its
 large-n path (randomized SVD, sparse top-k affinity, Chebyshev-filtered subspace iteration)."""
-from jaxsc._src.cluster.affinity import nonnegative_power, simple_affinity, svd_affinity, svd_embedding
+from jaxsc._src.cluster.affinity import (nonnegative_power, simple_affinity, svd_affinity, svd_embedding,
+                                        svd_operator, svd_rank)
 from jaxsc._src.cluster.eigen import (EIGENSOLVERS, EigenResult, chebyshev_subspace, gershgorin_lower_bound, lobpcg,
                                      top_eigenpairs)
 from jaxsc._src.cluster.kmeans import KMeansResult, kmeans, kmeans_plus_plus
@@ -17,4 +18,5 @@ __all__ = ["EIGENSOLVERS", "LARGE_N", "SUBSPACE_METHODS", "ClusterResult", "Eige
            "discretize", "gershgorin_lower_bound", "kmeans", "kmeans_plus_plus", "lanczos_extremes",
            "large_svd_affinity", "lobpcg", "nonnegative_power", "randomized_top_subspace", "simple_affinity",
            "sparse_spectral_embedding", "spectral_clustering", "spectral_embedding", "svd_affinity", "svd_embedding",
-           "threshold_coefficients", "top_eigenpairs", "top_singular_subspace", "topk_affinity"]
+           "svd_operator", "svd_rank", "threshold_coefficients", "top_eigenpairs", "top_singular_subspace",
+           "topk_affinity"]

@@ -72,6 +72,26 @@ class SVDEmbeddingTest(chex.TestCase):
             np.testing.assert_allclose(np.asarray(e) @ np.asarray(e).T, rows @ rows.T, atol=2e-4)
 
 
+class SVDOperatorTest(chex.TestCase):
+    @chex.variants(with_jit=True, without_jit=True)
+    def test_matches_numpy(self):
+        c = np.random.default_rng(4).standard_normal((9, 9)).astype(np.float32)
+        for add_identity in (False, True):
+            for symmetrize_abs in (False, True):
+                out = self.variant(lambda m, a=add_identity, b=symmetrize_abs: cluster.svd_operator(m, a, b))(c)
+                chex.assert_shape(out, c.shape)
+                assert out.dtype == jnp.float32
+                m = c - np.diag(np.diag(c)) + np.eye(9) if add_identity else c
+                m = np.abs(m) if symmetrize_abs else m
+                np.testing.assert_allclose(np.asarray(out), 0.5 * (m + m.T), rtol=1e-6)
+
+    def test_rank_and_bad_input(self):
+        assert cluster.svd_rank(1440, 20, 12) == 241
+        assert cluster.svd_rank(30, 4, 12) == 29  # capped at n - 1
+        with pytest.raises(ValueError, match="square"):
+            cluster.svd_operator(jnp.zeros((2, 3)))
+
+
 class KMeansPlusPlusTest(chex.TestCase):
     @chex.variants(with_jit=True, without_jit=True)
     def test_seeds_are_data_points_one_per_separated_blob(self):

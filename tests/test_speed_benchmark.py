@@ -1,5 +1,5 @@
 """benchmarks/speed.py run small: the large-n section (the path a GPU session runs at n = 70,000) and the
-pseudo-graph and relation-weighted reconstruction sections."""
+pseudo-graph and relation-weighted reconstruction sections; benchmarks/solver_agreement.py on its synthetic C."""
 from conftest import benchmark_module
 
 from jaxsc._src.cluster import pipeline
@@ -61,3 +61,22 @@ def test_sections_name_the_machine_they_ran_on():
     measured = lines[2]
     assert measured.startswith("Measured ") and measured.endswith(". Text.")
     assert "cores" in measured  # the tests run on the CPU
+
+
+def test_solver_agreement_rows_on_the_speed_benchmarks_c(monkeypatch, tmp_path):
+    """benchmarks/solver_agreement.py on a small synthetic C: residuals of the randomized subspace, its labels'
+    agreement with the dense solver's, and the table it writes."""
+    agreement = benchmark_module("solver_agreement")
+    speed = benchmark_module("speed")
+    coef, labels = speed.synthetic_coefficients(400)
+    rows = agreement.agreement_rows("synthetic", coef, labels, speed.CLUSTER_POST, keys=2)
+    assert [(r["n"], r["r"], r["key"]) for r in rows] == [(400, 101, 0), (400, 101, 1)]
+    for r in rows:
+        assert 0 <= r["median_residual"] <= r["max_residual"] < 1
+        assert r["at_cut"][0] >= r["at_cut"][1] > 0
+        assert r["acc_dense"] == 1.0  # 20 well separated subspaces
+        assert 0 < r["ari"] <= 1 and 0 < r["acc_randomized"] <= 1  # here 0.87-0.89: r = 101 of 400 vectors
+    monkeypatch.setattr(agreement, "RESULTS", tmp_path)
+    text = agreement.write_table(rows)
+    assert (tmp_path / "solver_agreement.md").read_text() == text
+    assert "| synthetic | 400 | 101 |" in text and text.count("\n| synthetic |") == 2

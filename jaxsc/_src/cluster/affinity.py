@@ -17,6 +17,22 @@ def nonnegative_power(similarity: jax.Array, power: float) -> jax.Array:
     return positive ** power
 
 
+def svd_operator(coef: jax.Array, add_identity: bool = False, symmetrize_abs: bool = False) -> jax.Array:
+    """Steps 1-2 of :func:`svd_affinity`: S = (C' + C'^T) / 2 with C' = C - diag(C) + I under ``add_identity``,
+    and |C'| in place of C' under ``symmetrize_abs``."""
+    check_square(coef)
+    if add_identity:
+        coef = coef - jnp.diag(jnp.diagonal(coef)) + jnp.eye(coef.shape[0], dtype=coef.dtype)
+    if symmetrize_abs:
+        coef = jnp.abs(coef)
+    return 0.5 * (coef + coef.T)
+
+
+def svd_rank(n: int, n_clusters: int, subspace_dim: int) -> int:
+    """r = min(subspace_dim * K + 1, n - 1), the singular triplets kept by step 3 of :func:`svd_affinity`."""
+    return min(subspace_dim * n_clusters + 1, n - 1)
+
+
 def svd_embedding(coef: jax.Array, n_clusters: int, subspace_dim: int, add_identity: bool = False,
                   symmetrize_abs: bool = False, subspace: str = "eigh", key: jax.Array | None = None,
                   iters: int = 8) -> jax.Array:
@@ -25,14 +41,8 @@ def svd_embedding(coef: jax.Array, n_clusters: int, subspace_dim: int, add_ident
     ``subspace``, ``key``, ``iters``: how the top singular triplets are found
     (:func:`jaxsc.cluster.top_singular_subspace`).
     """
-    check_square(coef)
-    n = coef.shape[0]
-    if add_identity:
-        coef = coef - jnp.diag(jnp.diagonal(coef)) + jnp.eye(n, dtype=coef.dtype)
-    if symmetrize_abs:
-        coef = jnp.abs(coef)
-    rank = min(subspace_dim * n_clusters + 1, n - 1)
-    u, sigma = top_singular_subspace(0.5 * (coef + coef.T), rank, subspace, key, iters)
+    sym = svd_operator(coef, add_identity, symmetrize_abs)
+    u, sigma = top_singular_subspace(sym, svd_rank(coef.shape[0], n_clusters, subspace_dim), subspace, key, iters)
     u = u * jnp.sqrt(sigma)[None, :]
     norms = jnp.linalg.norm(u, axis=1, keepdims=True)
     return u / jnp.where(norms > 0, norms, 1.0)

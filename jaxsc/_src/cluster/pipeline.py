@@ -78,6 +78,11 @@ def _uses_iterative_path(post: PostConfig, n: int) -> bool:
     return post.affinity == "svd" and (post.solver == "iterative" or (post.solver == "auto" and n > LARGE_N))
 
 
+def subspace_key(key: jax.Array) -> jax.Array:
+    """The key from which the randomized solver draws its top singular subspace, given the stage's ``key``."""
+    return jax.random.fold_in(key, 2)
+
+
 @partial(jax.jit, static_argnames=("n_clusters", "post"))
 def _cluster(coef, n_clusters, post, key):
     n = coef.shape[0]
@@ -93,7 +98,7 @@ def _cluster(coef, n_clusters, post, key):
     if post.affinity == "svd":
         coef = threshold_coefficients(coef, post.threshold)
         affinity = svd_affinity(coef, n_clusters, post.subspace_dim, post.power, post.add_identity,
-                                subspace="randomized" if fast else "eigh", key=jax.random.fold_in(key, 2))
+                                subspace="randomized" if fast else "eigh", key=subspace_key(key))
     else:
         affinity = simple_affinity(coef)
     labels = spectral_clustering(affinity, n_clusters, key, post.assign, post.n_init,
