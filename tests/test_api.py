@@ -102,6 +102,24 @@ def test_bad_input_messages():
     assert jaxsc.presets.get_preset("coil20", (32, 32, 1)).replace(w_se=1000).w_se == 1000  # an int for a float
 
 
+def test_autoencoder_params_that_do_not_fit_are_named():
+    x, _ = digits_subset(per_class=5)
+    preset = jaxsc.presets.derive_preset(x.shape[1:])
+    params = jaxsc.pretrain(x, preset, steps=1, verbose=False)
+    with pytest.raises(ValueError, match=r"autoencoder_params are flax variables \{'params': \.\.\.\}; pass their "
+                                         r"\['params'\]"):
+        jaxsc.fit(x, preset, {"params": params}, steps=1, verbose=False)
+    with pytest.raises(ValueError, match=r"do not fit the autoencoder ConvAutoencoder for samples of shape \(8, 8, 1\): "
+                                         r".*has shape \(3, 3, 1, 10\), expected \(3, 3, 1, 4\)"):
+        jaxsc.fit(x, preset.replace(channels=(4,)), params, steps=1, verbose=False)
+    with pytest.raises(ValueError, match=r"missing \[.*\]; unexpected \[.*\]"):
+        jaxsc.DSC(n_clusters=3, autoencoder_params={"layer": np.zeros(3)}, finetune_steps=1).fit(x)
+    sai_params = jaxsc.pretrain_dae(x, jaxsc.presets.SAIPreset(pretrain_epochs=1, batch_size=8), verbose=False)
+    with pytest.raises(ValueError, match="autoencoder_params are flax variables"):
+        jaxsc.fit_sai(x, 3, "hoe", jaxsc.presets.SAIPreset(max_epochs=1, batch_size=8),
+                      autoencoder_params={"params": sai_params}, verbose=False)
+
+
 def test_images_outside_unit_range_warn():
     x, _ = digits_subset(per_class=5)
     with pytest.warns(UserWarning, match=r"images range over \[0, 255\].*divide 8-bit pixels by 255"):

@@ -15,7 +15,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.experimental.sparse import BCOO
 
-from jaxsc._src.checks import check_n_clusters, check_samples
+from jaxsc._src.checks import check_module_parameters, check_n_clusters, check_samples
 from jaxsc._src.cluster.pipeline import ClusterResult, PostConfig, cluster_coefficients, compile_cluster_stage
 from jaxsc._src.compile_ahead import CompiledAhead
 from jaxsc._src.losses.locality import adaptive_neighbors
@@ -100,6 +100,7 @@ def _finetune_problem(x, preset: Preset, autoencoder_params, n_clusters: int | N
     ``autoencoder_params``, their shapes and dtypes."""
     x = check_samples(x) * preset.data_scale
     model = build_autoencoder(preset, x.shape[1:])
+    check_module_parameters(autoencoder_params, model, x.shape[1:])
     objective = build_objective(preset, model)
     head = {}
     if objective.uses_head:

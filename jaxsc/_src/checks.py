@@ -4,7 +4,10 @@ traced."""
 from __future__ import annotations
 
 import warnings
+from collections.abc import Mapping
 
+import jax
+import jax.numpy as jnp
 import numpy as np
 
 
@@ -39,3 +42,27 @@ def check_square(matrix, what: str = "coefficient matrix") -> None:
     """``matrix`` must be n x n."""
     if len(matrix.shape) != 2 or matrix.shape[0] != matrix.shape[1]:
         raise ValueError(f"expected a square {what}, got shape {tuple(matrix.shape)}")
+
+
+def check_module_parameters(params, model, sample_shape: tuple[int, ...], what: str = "autoencoder_params") -> None:
+    """``params`` must be ``model``'s parameters for samples of ``sample_shape``: the same names and shapes as
+    ``model.init`` gives (computed abstractly, nothing allocated). Raises a ``ValueError`` naming the
+    differences, or saying that flax variables ``{'params': ...}`` were passed whole."""
+    expected = jax.eval_shape(lambda: model.init(jax.random.PRNGKey(0), jnp.zeros((2, *sample_shape)))["params"])
+    if isinstance(params, Mapping) and set(params) == {"params"} and "params" not in expected:
+        raise ValueError(f"{what} are flax variables {{'params': ...}}; pass their ['params']")
+
+    def shapes(tree):
+        return {jax.tree_util.keystr(path): tuple(getattr(leaf, "shape", np.shape(leaf)))
+                for path, leaf in jax.tree_util.tree_flatten_with_path(tree)[0]}
+
+    have, want = shapes(params), shapes(expected)
+    if have == want:
+        return
+    missing, unexpected = sorted(set(want) - set(have)), sorted(set(have) - set(want))
+    problems = [f"missing {', '.join(missing)}"] if missing else []
+    problems += [f"unexpected {', '.join(unexpected)}"] if unexpected else []
+    problems += [f"{name} has shape {have[name]}, expected {want[name]}" for name in want
+                 if name in have and have[name] != want[name]]
+    raise ValueError(f"{what} do not fit the autoencoder {type(model).__name__} for samples of shape "
+                     f"{tuple(sample_shape)}: " + "; ".join(problems))

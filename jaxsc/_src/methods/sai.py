@@ -28,7 +28,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from jaxsc._src.checks import check_n_clusters, check_samples
+from jaxsc._src.checks import check_module_parameters, check_n_clusters, check_samples
 from jaxsc._src.cluster.kmeans import kmeans
 from jaxsc._src.losses.assignment import SAI_VARIANTS, sai_assignments, sai_loss
 from jaxsc._src.losses.reconstruction import reconstruction_loss
@@ -235,6 +235,7 @@ def fit_sai(x, n_clusters: int, variant: str = "hoe", preset: SAIPreset = SAIPre
     seconds = {"pretrain": time.perf_counter() - start}
     x = _prepare(x, preset)
     model = build_sai_autoencoder(preset, x.shape[1:])
+    check_module_parameters(autoencoder_params, model, x.shape[1:])
     batch, per_epoch = _epoch_batches(x.shape[0], preset)
     keys = jax.random.split(jax.random.PRNGKey(seed), 4)
     data = jnp.asarray(x)
