@@ -86,7 +86,9 @@ def write_table() -> str:
              "1 / (1 + 0.2 (k - 1)) = 0.36 for k = 10: no Q2 can match a sharp target). That check also printed "
              "mnist-5k seed 0's ACC for HOE and HOMO (the mnist-5k rows are not blind; BBC and mnist-test were not "
              "looked at), nothing was tuned on it. Run on 2026-12-06, BBC and mnist-5k on 2 cores shared with another "
-             "benchmark (s/epoch inflated), mnist-test's seeds 0-2 and 3-4 in two invocations.",
+             "benchmark (s/epoch inflated), mnist-test's seeds 0-2 and 3-4 in two invocations. "
+             "mnist-test-cnn-p1-target-dec: the CNN encoder with those roles, HOMO and HOE (the two variants of the "
+             "mnist-test-cnn rows), seed 0 only, run on 2026-12-07 in one invocation (one DAE), the rest not run.",
              "",
              "| setting | method | seeds | ACC mean ± std | ACC max | NMI | ARI | precision | DAE+k-means ACC | "
              "epochs | s/epoch | sharpness | smallest | ‖h‖ | paper ACC |",
