@@ -50,10 +50,10 @@ def agreement_rows(name: str, coef: np.ndarray, labels: np.ndarray, post: cluste
     sym = cluster.svd_operator(cluster.threshold_coefficients(coef, post.threshold), post.add_identity)
     rank = cluster.svd_rank(sym.shape[0], k, post.subspace_dim)
     magnitudes = np.sort(np.abs(np.asarray(jnp.linalg.eigvalsh(sym))))[::-1]
-    dense = np.asarray(cluster.cluster_coefficients(coef, k, post, jax.random.PRNGKey(0)).labels)
     rows = []
     for seed in range(keys):
         key = jax.random.PRNGKey(seed)
+        dense = np.asarray(cluster.cluster_coefficients(coef, k, post._replace(solver="dense"), key).labels)
         u, _ = cluster.top_singular_subspace(sym, rank, "randomized", subspace_key(key))
         image = sym @ u
         values = jnp.sum(u * image, axis=0)
