@@ -342,6 +342,23 @@ def test_randomized_solver_gives_the_dense_partition():
     chex.assert_equal_shape([dense.affinity, fast.affinity])
 
 
+@pytest.mark.parametrize("solver,assign", [("dense", "discretize"), ("dense", "kmeans"),
+                                           ("randomized", "discretize"), ("iterative", "kmeans")])
+def test_stage_runs_in_float64(solver, assign):
+    """With jax_enable_x64 a float64 C goes through the whole stage (its integer intermediates then default to
+    int64) and gives float32's partition."""
+    data = union_of_subspaces(6, 4, 60, 40, noise=0.05, seed=1)
+    c = _ridge_coefficients(data.x)
+    post = cluster.PostConfig(threshold=0.2, subspace_dim=4, power=4.0, solver=solver, assign=assign)
+    single = cluster.cluster_coefficients(c.astype(np.float32), 6, post, jax.random.PRNGKey(0))
+    with enable_x64():
+        double = cluster.cluster_coefficients(jnp.asarray(c, jnp.float64), 6, post, jax.random.PRNGKey(0))
+        assert double.labels.dtype == jnp.int32
+        assert double.affinity.dtype == jnp.float64
+    assert metrics.ari(np.asarray(single.labels), np.asarray(double.labels)) == 1.0
+    assert metrics.accuracy(data.y, np.asarray(double.labels)) == 1.0
+
+
 def test_single_blas_thread_limits_and_restores_blas_threads():
     from threadpoolctl import threadpool_info
 

@@ -65,7 +65,7 @@ def discretize(vectors: jax.Array, key: jax.Array, max_iter: int = 20) -> jax.Ar
 
     def step(state):
         rotation, last, it, _, _ = state
-        labels = jnp.argmax(v @ rotation, axis=1)
+        labels = jnp.argmax(v @ rotation, axis=1).astype(jnp.int32)
         u, s, wt = jnp.linalg.svd(jax.nn.one_hot(labels, k, dtype=v.dtype).T @ v)
         ncut = 2.0 * (n - jnp.sum(s))
         done = (jnp.abs(ncut - last) < eps) | (it + 1 > max_iter)
