@@ -252,3 +252,18 @@ def test_run_compiles_the_fine_tune_step_and_cluster_stage_ahead_and_runs_them(m
     fitted = jaxsc.fit(x, preset, ae, verbose=False)
     np.testing.assert_array_equal(result.coef, np.asarray(fitted.coef))
     np.testing.assert_array_equal(result.labels, np.asarray(jaxsc.cluster_coef(fitted.coef, 3, preset.post).labels))
+
+
+def test_run_and_sai_under_enable_x64():
+    """With jax_enable_x64 (e.g. set by another library) the networks stay float32, the fine-tune step's types
+    stay those it was compiled ahead for (its loss became float64 after one step, which the ahead-of-time
+    executable refused), and labels are int32, as without it."""
+    x, _ = digits_subset(per_class=10)
+    preset = jaxsc.presets.derive_preset(x.shape[1:]).replace(pretrain_steps=5, finetune_steps=3)
+    single = jaxsc.run(x, 3, preset, verbose=False)
+    with jax.enable_x64(True):
+        double = jaxsc.run(x.astype(np.float64), 3, preset, verbose=False)
+        sai = jaxsc.SAI(n_clusters=3, seed=0, pretrain_epochs=2, max_epochs=2).fit(x.reshape(len(x), -1))
+    assert {leaf.dtype for leaf in jax.tree.leaves(double.params)} == {np.dtype(np.float32)}
+    assert double.labels.dtype == np.int32 and sai.labels_.dtype == np.int32
+    np.testing.assert_allclose(double.coef, single.coef, rtol=1e-4, atol=1e-6)

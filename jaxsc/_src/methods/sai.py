@@ -160,7 +160,8 @@ def _assignment_summary(h, centres, metric, power, direction, target, sharpen_pr
     mean_i max_j P1_ij and mean_i ||h_i||."""
     p1 = sai_assignments(h, centres, metric, power)[0]
     kl = sai_loss(h, centres, metric, power, True, direction, target, sharpen_prediction) / h.shape[0]
-    return jnp.argmax(p1, axis=1), kl, jnp.mean(jnp.max(p1, axis=1)), jnp.mean(jnp.linalg.norm(h, axis=1))
+    return (jnp.argmax(p1, axis=1).astype(jnp.int32), kl, jnp.mean(jnp.max(p1, axis=1)),
+            jnp.mean(jnp.linalg.norm(h, axis=1)))
 
 
 class SAIEpoch(NamedTuple):

@@ -49,15 +49,15 @@ class ConvAutoencoder(nn.Module):
                              "and of equal length")
         init = nn.initializers.xavier_uniform()
         ins = (self.image_shape[2], *self.channels[:-1])
-        self.enc_kernels = [self.param(f"enc{i}_kernel", init, (k, k, cin, cout))
+        self.enc_kernels = [self.param(f"enc{i}_kernel", init, (k, k, cin, cout), jnp.float32)
                             for i, (k, cin, cout) in enumerate(zip(self.kernels, ins, self.channels))]
-        self.enc_biases = [self.param(f"enc{i}_bias", nn.initializers.zeros, (c,))
+        self.enc_biases = [self.param(f"enc{i}_bias", nn.initializers.zeros, (c,), jnp.float32)
                            for i, c in enumerate(self.channels)]
         # Decoder layer i undoes encoder layer L-1-i; its kernel has the forward conv's HWIO layout.
-        self.dec_kernels = [self.param(f"dec{i}_kernel", init, (k, k, cin, cout))
+        self.dec_kernels = [self.param(f"dec{i}_kernel", init, (k, k, cin, cout), jnp.float32)
                             for i, (k, cin, cout) in enumerate(reversed(list(zip(self.kernels, ins,
                                                                                    self.channels))))]
-        self.dec_biases = [self.param(f"dec{i}_bias", nn.initializers.zeros, (cin,))
+        self.dec_biases = [self.param(f"dec{i}_bias", nn.initializers.zeros, (cin,), jnp.float32)
                            for i, cin in enumerate(reversed(ins))]
 
     @property

@@ -256,6 +256,6 @@ class SameConv(nn.Module):
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
         kernel = self.param("kernel", nn.initializers.xavier_uniform(),
-                            (self.kernel_size, self.kernel_size, x.shape[-1], self.features))
-        bias = self.param("bias", self.bias_init, (self.features,))
+                            (self.kernel_size, self.kernel_size, x.shape[-1], self.features), jnp.float32)
+        bias = self.param("bias", self.bias_init, (self.features,), jnp.float32)
         return same_conv(x, kernel, self.stride) + bias

@@ -100,6 +100,7 @@ def train_step(state: TrainState, data, key, objective, batch_size: int | None =
     batch = data if batch_size is None else _select_batch(data, key, state.step, batch_size)
     loss_fn = _loss_fn(objective, key, state.step)
     (loss, aux), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params, batch)
+    loss = loss.astype(state.loss.dtype)  # float32 whatever the parameters' dtype: the step's types stay fixed
     updates, opt_state = objective.optimizer().update(grads, state.opt_state, state.params)
     params = _constrain(objective, optax.apply_updates(state.params, updates))
     n = jax.tree.leaves(batch)[0].shape[0]
