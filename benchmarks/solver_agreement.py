@@ -6,8 +6,9 @@ free: the spectrum of S (:func:`jaxsc.cluster.svd_operator`, the preset's thresh
 r = subspace_dim K + 1 (|lambda|_r and |lambda|_r+1 in decreasing order of |lambda|: no gap there means that the
 top-r subspace is ill-determined), and per key the largest and median residual ||S u - lambda u|| / max |lambda|
 over the r vectors of the randomized top subspace the stage computes (same key, same power steps), and the
-agreement (ARI) of its labels with the dense solver's. ACC against the ground truth comes last, for the reader:
-nothing was chosen from it.
+agreement (ARI) of its labels with the dense solver's. For scale, the dense solver's own sensitivity to rounding: the
+ARI between its labels from C in float32 (the default) and from the same C in float64 (``jax.enable_x64``), same
+key. ACC against the ground truth comes last, for the reader: nothing was chosen from it.
 
 The trained C: dsc-l2's preset fine-tuned from DSC-Net's pretrained autoencoder (``--datasets``, default coil20 and
 orl; deterministic on one machine); ``synthetic``: the speed benchmark's ridge C of 20 subspaces
@@ -53,7 +54,10 @@ def agreement_rows(name: str, coef: np.ndarray, labels: np.ndarray, post: cluste
     rows = []
     for seed in range(keys):
         key = jax.random.PRNGKey(seed)
-        dense = np.asarray(cluster.cluster_coefficients(coef, k, post._replace(solver="dense"), key).labels)
+        dense_post = post._replace(solver="dense")
+        dense = np.asarray(cluster.cluster_coefficients(coef, k, dense_post, key).labels)
+        with jax.enable_x64(True):
+            double = np.asarray(cluster.cluster_coefficients(jnp.asarray(coef, jnp.float64), k, dense_post, key).labels)
         u, _ = cluster.top_singular_subspace(sym, rank, "randomized", subspace_key(key))
         image = sym @ u
         values = jnp.sum(u * image, axis=0)
@@ -62,6 +66,7 @@ def agreement_rows(name: str, coef: np.ndarray, labels: np.ndarray, post: cluste
         rows.append({"C": name, "n": len(labels), "r": rank, "at_cut": (magnitudes[rank - 1], magnitudes[rank]),
                      "key": seed, "max_residual": float(residual.max()),
                      "median_residual": float(np.median(residual)), "ari": adjusted_rand_score(dense, fast),
+                     "ari_double": adjusted_rand_score(dense, double),
                      "acc_randomized": metrics.accuracy(labels, fast), "acc_dense": metrics.accuracy(labels, dense)})
         print(rows[-1], flush=True)
     return rows
@@ -73,14 +78,16 @@ def write_table(rows: list) -> str:
              f"{machine_text(_machine())}. See the script's docstring. `|lambda|_r, _r+1`: the r-th and (r+1)-th "
              "largest |eigenvalue| of S, the cut of the top-r subspace. Residuals: ||S u - lambda u|| / max |lambda| "
              "over the randomized solver's r vectors (largest, median); the dense solver's are at rounding level. "
-             "`ARI to dense`: agreement of the two solvers' labels (same key for the rest of the stage). ACC: for "
-             "the reader.", "",
+             "`ARI to dense`: agreement of the two solvers' labels (same key for the rest of the stage). `dense "
+             "f32 to f64`: the ARI between the dense solver's labels from C in float32 and in float64 (same key), "
+             "its own sensitivity to rounding. ACC: for the reader.", "",
              "| C | n | r | \\|lambda\\|_r, _r+1 | key | largest residual | median residual | ARI to dense | "
-             "ACC randomized | ACC dense |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+             "dense f32 to f64 | ACC randomized | ACC dense |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         lines.append(f"| {r['C']} | {r['n']} | {r['r']} | {r['at_cut'][0]:.5g}, {r['at_cut'][1]:.5g} | {r['key']} | "
                      f"{r['max_residual']:.1e} | {r['median_residual']:.1e} | {r['ari']:.3f} | "
+                     f"{r['ari_double']:.3f} | "
                      f"{r['acc_randomized']:.4f} | {r['acc_dense']:.4f} |")
     text = "\n".join(lines) + "\n"
     (RESULTS / "solver_agreement.md").write_text(text)

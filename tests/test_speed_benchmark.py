@@ -65,7 +65,7 @@ def test_sections_name_the_machine_they_ran_on():
 
 def test_solver_agreement_rows_on_the_speed_benchmarks_c(monkeypatch, tmp_path):
     """benchmarks/solver_agreement.py on a small synthetic C: residuals of the randomized subspace, its labels'
-    agreement with the dense solver's, and the table it writes."""
+    agreement with the dense solver's, the dense solver's in float32 against float64, and the table it writes."""
     agreement = benchmark_module("solver_agreement")
     speed = benchmark_module("speed")
     coef, labels = speed.synthetic_coefficients(400)
@@ -76,6 +76,7 @@ def test_solver_agreement_rows_on_the_speed_benchmarks_c(monkeypatch, tmp_path):
         assert r["at_cut"][0] >= r["at_cut"][1] > 0
         assert r["acc_dense"] == 1.0  # 20 well separated subspaces
         assert 0 < r["ari"] <= 1 and 0 < r["acc_randomized"] <= 1  # here 0.87-0.89: r = 101 of 400 vectors
+        assert r["ari_double"] == 1.0  # float64 gives the dense solver's float32 partition on this C
     monkeypatch.setattr(agreement, "RESULTS", tmp_path)
     text = agreement.write_table(rows)
     assert (tmp_path / "solver_agreement.md").read_text() == text
