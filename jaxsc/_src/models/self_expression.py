@@ -85,6 +85,33 @@ def _narrow_product_bwd(dtype, residuals, g):
 narrow_product.defvjp(_narrow_product_fwd, _narrow_product_bwd)
 
 
+def _cholesky_inverse(m: jax.Array) -> jax.Array:
+    return jax.scipy.linalg.cho_solve(jax.scipy.linalg.cho_factor(m), jnp.eye(m.shape[0], dtype=m.dtype))
+
+
+@jax.custom_jvp
+def spd_inverse(m: jax.Array) -> jax.Array:
+    """M^-1 of a symmetric positive definite ``(n, n)`` M, by Cholesky; derivatives from
+
+        d(M^-1) = -M^-1 dM M^-1,
+
+    matrix products only, so of any order (MAML's second-order meta-gradient differentiates it twice).
+
+    Under ``jax.vmap`` the factorisations run one matrix at a time (``jax.custom_batching.sequential_vmap``), not
+    as one batched LAPACK call: jaxlib 0.10's batched CPU kernels split their batch over XLA's thread pool and
+    block until it is done, and LRSC's meta step, whose episodes are vmapped, hung with every pool thread
+    waiting in such a call (2 CPU cores, 3 runs out of 3; one matrix at a time, 0 out of 3).
+    """
+    return jax.custom_batching.sequential_vmap(_cholesky_inverse)(m)
+
+
+@spd_inverse.defjvp
+def _spd_inverse_jvp(primals, tangents):
+    (m,), (dm,) = primals, tangents
+    inverse = spd_inverse(m)
+    return inverse, -inverse @ dm @ inverse
+
+
 def ridge_coefficients(z: jax.Array, reg: float, *, zero_diagonal: bool = False) -> jax.Array:
     """The exact minimiser of ||Z - C Z||_F^2 + reg ||C||_F^2 over C (least-squares regression, LSR: Lu et al.
     2012), optionally subject to diag(C) = 0. With G = Z Z^T and B = (G + reg I)^-1:
@@ -107,7 +134,7 @@ def ridge_coefficients(z: jax.Array, reg: float, *, zero_diagonal: bool = False)
     n = z.shape[0]
     eye = jnp.eye(n, dtype=z.dtype)
     gram = jnp.matmul(z, z.T, precision=jax.lax.Precision.HIGHEST)
-    b = jax.scipy.linalg.cho_solve(jax.scipy.linalg.cho_factor(gram + reg * eye), eye)
+    b = spd_inverse(gram + reg * eye)
     b = 0.5 * (b + b.T)
     if zero_diagonal:
         return eye - b / jnp.diagonal(b)[:, None]
