@@ -286,13 +286,13 @@ class RidgeCoefficientsTest(chex.TestCase):
     def test_spd_inverse_and_its_derivatives(self):
         """M^-1 against numpy; vmapped, one Cholesky per matrix (no batched LAPACK call: the deadlock in
         ``spd_inverse``'s docstring); first and second derivatives against autodiff through Cholesky."""
-        from jaxsc._src.models.self_expression import _cholesky_inverse, spd_inverse
+        from jaxsc._src.models.self_expression import _cholesky_inverse
 
         z = jnp.asarray(np.random.default_rng(6).standard_normal((3, 7, 4)), jnp.float32)
         spd = jax.vmap(lambda z: z @ z.T + 0.2 * jnp.eye(7))(z)
-        np.testing.assert_allclose(jax.vmap(spd_inverse)(spd), np.linalg.inv(np.asarray(spd, np.float64)),
+        np.testing.assert_allclose(jax.vmap(models.spd_inverse)(spd), np.linalg.inv(np.asarray(spd, np.float64)),
                                    rtol=1e-4, atol=1e-4)
-        text = str(jax.make_jaxpr(jax.vmap(spd_inverse))(spd))
+        text = str(jax.make_jaxpr(jax.vmap(models.spd_inverse))(spd))
         assert "cholesky" in text and "f32[3,7,7] = cholesky" not in text
 
         def loss(inverse, z):
@@ -302,7 +302,7 @@ class RidgeCoefficientsTest(chex.TestCase):
             def derivative(inverse, z):
                 g = jax.grad(lambda z: loss(inverse, z))
                 return g(z) if order == 1 else jax.grad(lambda z: jnp.sum(g(z) ** 2))(z)
-            np.testing.assert_allclose(derivative(spd_inverse, z), derivative(_cholesky_inverse, z),
+            np.testing.assert_allclose(derivative(models.spd_inverse, z), derivative(_cholesky_inverse, z),
                                        rtol=1e-3, atol=1e-3)
 
     def test_rejects_bad_input(self):
