@@ -22,7 +22,8 @@ import argparse
 import jax
 
 import numpy as np
-from _tables import RESULTS, add_common_arguments, diagonal_cell, load_rows, machine_lines, mean_std, save_result
+from _tables import (RESULTS, add_common_arguments, diagonal_cell, load_rows, machine_lines, machine_text, mean_std,
+                     save_result)
 
 from jaxsc import data
 from jaxsc._src.api import build_autoencoder
@@ -175,7 +176,7 @@ def main() -> None:
                           "its init, Alg. 1 as written).", "",
                           "| protocol | episodes | C | 2nd order vmap s | 2nd order lax.map s | 1st order vmap s | "
                           "1st order lax.map s |", "|---|---|---|---|---|---|---|", *rows, "",
-                          f"Machine: {machine['platform']}, jax {machine['jax']}, {machine['devices']}.", ""])
+                          f"Machine: {machine_text(machine)}.", ""])
         (RESULTS / "lrsc_meta_timing.md").write_text(text)
         print(text)
         return
