@@ -144,7 +144,10 @@ def test_cli_run_and_datasets(tmp_path, capsys):
     assert 0 < result["kmeans_raw"]["summary"]["acc"]["mean"] <= 1
     assert "cores" in result["machine"]["cpu"] and result["machine"]["jax"] == jax.__version__
     printed = capsys.readouterr().out
-    assert "dsc-l2 digits seed 1" in printed and "k-means on raw data" in printed and "mean+-std" in printed
+    assert "dsc-l2 digits seed 1" in printed and "k-means on raw data" in printed
+    summaries = [line for line in printed.splitlines() if "mean+-std" in line]
+    assert [line.split(" mean+-std")[0].strip() for line in summaries] == ["dsc-l2", "raw k-means"]
+    assert f"| max: ACC {result['summary']['acc']['max']:.4f}" in summaries[0]
     assert cli.main(["datasets", "--data-dir", str(tmp_path)]) == 0
     assert "digits" in capsys.readouterr().out
 

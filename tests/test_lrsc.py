@@ -316,7 +316,9 @@ def test_lrsc_end_to_end_on_digits(capsys):
     code = cli.main(["run", "--method", "lrsc", "--dataset", "digits", "--target-classes", "0-2", "--seeds", "0",
                      "--quiet"] + [f"--set={k}={v}" for k, v in {**small, "kernels": [3, 3], "channels": [8, 16],
                                                                   "first_order": "true"}.items()])
-    assert code == 0 and "lrsc digits[0,1,2] seed 0: ACC" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert code == 0 and "lrsc digits[0,1,2] seed 0: ACC" in printed
+    assert "lrsc mean+-std: ACC" in printed and "| max: ACC" in printed
 
 
 def test_inactive_fraction_counts_coordinates_zero_for_every_sample():

@@ -291,7 +291,10 @@ def test_sai_cli_shares_the_dae_between_variants(capsys):
         start, end = result["seeds"][0]["trace"]["sharpness"]
         assert 0.1 <= min(start, end) and max(start, end) <= 1.0
     assert len(shared) == 1
-    assert "DAE+k-means" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "DAE+k-means: ACC" in printed  # the seed line
+    summaries = [line.split(" mean+-std")[0].strip() for line in printed.splitlines() if "| max: ACC" in line]
+    assert summaries == ["sai-homo", "DAE+k-means", "sai-hit", "DAE+k-means"]
 
 
 def test_tfidf_matches_numpy_and_keeps_the_most_frequent_terms():

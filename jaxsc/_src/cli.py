@@ -76,8 +76,10 @@ def _machine() -> dict:
 
 
 def _print_summary(label: str, summary: dict) -> None:
+    """``label mean+-std: ... | max: ...`` over seeds, for the metrics in ``REPORTED``."""
     print(f"{label:>12} mean+-std: " + " ".join(f"{k.upper()} {summary[k]['mean']:.4f}+-{summary[k]['std']:.4f}"
-                                                for k in REPORTED), flush=True)
+                                                for k in REPORTED)
+          + " | max: " + " ".join(f"{k.upper()} {summary[k]['max']:.4f}" for k in REPORTED), flush=True)
 
 
 def _format(metrics: dict) -> str:
@@ -187,10 +189,8 @@ def run_experiment(method: str, dataset: str, seeds: list[int], *, data_dir=None
         print(f"{method} {dataset} seed {seed}: {_format(scores)} ({rows[-1]['seconds']:.1f}s) | "
               f"k-means on raw data: {_format(base)}", flush=True)
     summary, base_summary = summarize(rows), summarize(baseline)
-    for label, s in ((method, summary), ("raw k-means", base_summary)):
-        print(f"{label:>12} mean+-std: " + " ".join(
-            f"{k.upper()} {s[k]['mean']:.4f}+-{s[k]['std']:.4f}" for k in REPORTED)
-            + " | max: " + " ".join(f"{k.upper()} {s[k]['max']:.4f}" for k in REPORTED), flush=True)
+    _print_summary(method, summary)
+    _print_summary("raw k-means", base_summary)
     return {"method": method, "dataset": dataset, "init": init, "subsample": subsample, "n": int(data.x.shape[0]),
             "n_clusters": data.n_clusters, "preset": _preset_json(preset),
             "seeds": rows, "summary": summary, "kmeans_raw": {"seeds": baseline, "summary": base_summary},
@@ -228,6 +228,7 @@ def _run_sai(method: str, data, seeds, overrides: dict, pretrained: dict | None,
     with_precision = REPORTED + ("precision",)
     summary, base_summary = summarize(rows, with_precision), summarize(baseline, with_precision)
     _print_summary(method, summary)
+    _print_summary("DAE+k-means", base_summary)
     return {"method": method, "dataset": data.name, "init": "dae", "subsample": None, "n": int(data.x.shape[0]),
             "n_clusters": data.n_clusters, "preset": dataclasses.asdict(preset), "seeds": rows, "summary": summary,
             "dae_kmeans": {"seeds": baseline, "summary": base_summary},
