@@ -92,12 +92,12 @@ def test_bad_input_messages():
         jaxsc.DSC(n_clusters=3, preset="coil21").fit(x)
     with pytest.raises(ValueError, match="unknown Preset fields"):
         jaxsc.DSC(n_clusters=3, epochs=3).fit(x)
-    with pytest.raises(ValueError, match=r"Preset.w_se must be a float like its value .*, got '1e3x'"):
+    with pytest.raises(ValueError, match=r"Preset.w_se must be of type float like its value .*, got '1e3x'"):
         jaxsc.presets.get_preset("coil20", (32, 32, 1)).replace(w_se="1e3x")
-    with pytest.raises(ValueError, match=r"SAIPreset.sharpen_prediction must be a bool like its value True, got "
+    with pytest.raises(ValueError, match=r"SAIPreset.sharpen_prediction must be of type bool like its value True, got "
                                          r"'False' \(on the command line: true or false\)"):
         jaxsc.presets.SAIPreset().replace(sharpen_prediction="False")
-    with pytest.raises(ValueError, match=r"Preset.finetune_steps must be a int like its value .*got True"):
+    with pytest.raises(ValueError, match=r"Preset.finetune_steps must be of type int like its value .*got True"):
         jaxsc.presets.get_preset("coil20", (32, 32, 1)).replace(finetune_steps=True)
     assert jaxsc.presets.get_preset("coil20", (32, 32, 1)).replace(w_se=1000).w_se == 1000  # an int for a float
 
