@@ -160,8 +160,8 @@ def main() -> None:
     parser.add_argument("--sequential-episodes", action="store_true", help="lax.map instead of vmap (timing)")
     parser.add_argument("--meta-timing", action="store_true", help="time one meta-update only (docstring)")
     parser.add_argument("--first-order", action="store_true",
-                        help="first-order meta-gradient (on 2 CPU cores a second-order meta-update with vmap takes "
-                             "0.43 s at the COIL-100 protocol, a first-order one 0.17 s: lrsc_meta_timing.md)")
+                        help="first-order meta-gradient (on 2 AMD EPYC cores a second-order meta-update with vmap "
+                             "takes 0.24 s at the COIL-100 protocol, a first-order one 0.10 s: lrsc_meta_timing.md)")
     add_common_arguments(parser)
     args = parser.parse_args()
     if args.meta_timing:
