@@ -100,7 +100,7 @@ def spd_inverse(m: jax.Array) -> jax.Array:
     Under ``jax.vmap`` the factorisations run one matrix at a time (``jax.custom_batching.sequential_vmap``), not
     as one batched LAPACK call: jaxlib 0.10's batched CPU kernels split their batch over XLA's thread pool and
     block until it is done, and LRSC's meta step, whose episodes are vmapped, hung with every pool thread
-    waiting in such a call (2 CPU cores, 3 runs out of 3; one matrix at a time, 0 out of 3).
+    waiting in such a call (2 CPU cores: 7 of 8 small LRSC runs hung; one matrix at a time, 0 of 4).
     """
     return jax.custom_batching.sequential_vmap(_cholesky_inverse)(m)
 
