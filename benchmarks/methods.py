@@ -147,8 +147,8 @@ def write_table(out_dir: Path, suite: str) -> Path:
                   "Train on a random sample of m points (MLP autoencoder D-500-500-2000-10, 50 pretraining epochs, "
                   "30 fine-tune epochs), spectral labels for the sample, 1-NN in latent space for the rest. "
                   "Paper numbers are on the full 70k MNIST (training images are not in shared/). Peak memory is "
-                  "the process's peak resident set size on the CPU (the whole benchmark process, of the invocation that "
-                  "ran the row's last seeds).", "",
+                  "the process's peak resident set size on the CPU (the whole benchmark process, of the invocation "
+                  "that ran the row's last seeds).", "",
                   "| dataset | method | diag(C) | m | N | seeds | ACC mean ± std | ACC max | NMI mean ± std | "
                   "paper ACC (70k) | wall s/seed | peak RSS GiB | cluster solver |",
                   "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]

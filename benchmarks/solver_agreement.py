@@ -51,10 +51,10 @@ def agreement_rows(name: str, coef: np.ndarray, labels: np.ndarray, post: cluste
     sym = cluster.svd_operator(cluster.threshold_coefficients(coef, post.threshold), post.add_identity)
     rank = cluster.svd_rank(sym.shape[0], k, post.subspace_dim)
     magnitudes = np.sort(np.abs(np.asarray(jnp.linalg.eigvalsh(sym))))[::-1]
+    dense_post = post._replace(solver="dense")
     rows = []
     for seed in range(keys):
         key = jax.random.PRNGKey(seed)
-        dense_post = post._replace(solver="dense")
         dense = np.asarray(cluster.cluster_coefficients(coef, k, dense_post, key).labels)
         with jax.enable_x64(True):
             double = np.asarray(cluster.cluster_coefficients(jnp.asarray(coef, jnp.float64), k, dense_post, key).labels)

@@ -49,8 +49,9 @@ def checked_replace(settings, changes: dict):
         current = getattr(settings, name)
         flag, number = isinstance(current, bool), isinstance(current, (int, float))
         if (flag and not isinstance(value, bool)) or (number and not flag and isinstance(value, (str, bool))):
+            hint = " (on the command line: true or false)" if flag else ""
             raise ValueError(f"{type(settings).__name__}.{name} must be of type {type(current).__name__} like its "
-                             f"value {current!r}, got {value!r}" + (" (on the command line: true or false)" if flag else ""))
+                             f"value {current!r}, got {value!r}{hint}")
     return dataclasses.replace(settings, **{k: tuple(v) if isinstance(v, list) else v for k, v in changes.items()})
 
 

@@ -89,6 +89,9 @@ def _cholesky_inverse(m: jax.Array) -> jax.Array:
     return jax.scipy.linalg.cho_solve(jax.scipy.linalg.cho_factor(m), jnp.eye(m.shape[0], dtype=m.dtype))
 
 
+_one_at_a_time_cholesky_inverse = jax.custom_batching.sequential_vmap(_cholesky_inverse)
+
+
 @jax.custom_jvp
 def spd_inverse(m: jax.Array) -> jax.Array:
     """M^-1 of a symmetric positive definite ``(n, n)`` M, by Cholesky; derivatives from
@@ -102,7 +105,7 @@ def spd_inverse(m: jax.Array) -> jax.Array:
     block until it is done, and LRSC's meta step, whose episodes are vmapped, hung with every pool thread
     waiting in such a call (2 CPU cores: 7 of 8 small LRSC runs hung; one matrix at a time, 0 of 4).
     """
-    return jax.custom_batching.sequential_vmap(_cholesky_inverse)(m)
+    return _one_at_a_time_cholesky_inverse(m)
 
 
 @spd_inverse.defjvp
