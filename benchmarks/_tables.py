@@ -51,12 +51,12 @@ def merge_seeds(result: dict, path: Path) -> dict:
     old = json.loads(path.read_text())
     old["preset"] = {**{k: v for k, v in ADDED_FIELDS.items() if k in result["preset"]}, **old["preset"]}
     # compared as JSON: the saved preset has lists where the fresh one has tuples
-    fresh = json.loads(json.dumps({k: result.get(k) for k in ("method", "dataset", "preset", "n")}))
+    fresh = json.loads(json.dumps({k: result.get(k) for k in ("method", "dataset", "init", "preset", "n")}))
     was, now = _compared(old["preset"]), _compared(fresh["preset"])
-    if any(old.get(k) != fresh[k] for k in ("method", "dataset", "n")) or was != now:
+    if any(old.get(k) != fresh[k] for k in ("method", "dataset", "init", "n")) or was != now:
         fields = sorted(k for k in set(was) | set(now) if was.get(k, "<absent>") != now.get(k, "<absent>"))
         print(f"replacing {path}: its seeds {[r['seed'] for r in old['seeds']]} ran with another setting "
-              f"({', '.join(fields) or 'method, dataset or n'})", file=sys.stderr, flush=True)
+              f"({', '.join(fields) or 'method, dataset, init or n'})", file=sys.stderr, flush=True)
         return result
     metrics = tuple(result["summary"])
     result["seeds"] = _merge(old["seeds"], result["seeds"])

@@ -14,6 +14,11 @@ process's peak resident memory.
 ``<dataset>-<method>-<tag>.json`` beside the preset's own row, never over it. The table's ``encoder`` column
 tells the rows apart where the architecture differs.
 
+``--init reference`` starts every method's fine-tune from DSC-Net's pretrained autoencoder of the dataset (where
+its architecture is the preset's) instead of jaxsc's own pretraining, and writes
+``<dataset>-<method>[-<tag>]-reference.json``: rows that separate the fine-tuning objective from the pretrained
+network.
+
     JAXSC_DATA_DIR=../shared/datasets python benchmarks/methods.py --suite rgrl_pssc --datasets mnist-1000 orl coil20
     JAXSC_DATA_DIR=../shared/datasets python benchmarks/methods.py --suite rgrl_pssc --large-scale --seeds 0 1 2
     JAXSC_DATA_DIR=../shared/datasets python benchmarks/methods.py --suite udll --datasets coil20 orl
@@ -21,6 +26,7 @@ tells the rows apart where the architecture differs.
         --set 'kernels=[3,3,3]' 'channels=[3,3,5]' --tag script-encoder
     JAXSC_DATA_DIR=../shared/datasets python benchmarks/methods.py --datasets mnist-1000 --methods rgrl rgrl-sc \\
         --set 'channels=[20,10,5]' --tag script-encoder
+    JAXSC_DATA_DIR=../shared/datasets python benchmarks/methods.py --datasets coil20 --init reference
     python benchmarks/methods.py --suite udll --table-only
 """
 from __future__ import annotations
@@ -69,7 +75,12 @@ SUITE_NOTES = {
         "`*-hinge-graph-1e3`: PSSC with the reference code's hinge pseudo-graph at weight 1e3, the top of its "
         "script's grid, where the term's gradient with respect to C is as large as the others' "
         "(`terms_trace_coil20-hinge.md`: 1.4e3 at weight 1 against 1e6-1e7), so that the pseudo-supervision "
-        "steers C; chosen from that trace after the preset's rows, not by ACC, and not made the preset."),
+        "steers C; chosen from that trace after the preset's rows, not by ACC, and not made the preset. "
+        "`from DSC-Net's pretrained network` (files `*-reference.json`, `--init reference`): the fine-tune started "
+        "from DSC-Net's pretrained autoencoder of the dataset instead of jaxsc's pretraining (COIL20 and EYaleB, "
+        "where RGRL's encoder and pixel range are DSC-Net's), the same network for every method, so these rows "
+        "compare the fine-tuning objectives alone; from fixed weights the fine-tune is the same for every seed "
+        "but PSSC's (its classifier head is drawn from the seed), and the seeds differ in the cluster stage."),
     "udll": (
         " `*-no-locality`: udll's preset with the locality weight gamma set to 0 (`w_local`), i.e. DSC-Net trained "
         "with UDLL's other settings (alpha, beta, epochs, encoder, pixel range), which differ from the dsc-l2 rows' "
@@ -97,11 +108,14 @@ def encoder_cell(preset: dict) -> str:
 
 
 def method_cell(r: dict) -> str:
-    """The method, what a row ran narrower than float32 (C's Adam moments, the products of C Z) and where its
-    pseudo-supervision or locality weight differs from the method's preset."""
+    """The method, what a row ran narrower than float32 (C's Adam moments, the products of C Z), whether it
+    started from DSC-Net's pretrained network and where its pseudo-supervision or locality weight differs from
+    the method's preset."""
     notes = [f"{what} in {r['preset'][field]}" for field, what in (("coef_state_dtype", "C's Adam moments"),
                                                                    ("matmul_dtype", "C Z products"))
              if r["preset"].get(field)]
+    if r.get("init") == "reference":
+        notes.append("from DSC-Net's pretrained network")
     if r.get("dataset") in presets.PRESETS[presets.METHODS[r["method"]].family]:
         preset = presets.get_preset(r["dataset"], (), r["method"])
         if r["preset"].get("w_graph") and \
@@ -184,13 +198,19 @@ def main() -> None:
     parser.add_argument("--set", dest="overrides", type=parse_override, nargs="+", default=[],
                         metavar="FIELD=VALUE", help="preset fields of an extra row (needs --tag)")
     parser.add_argument("--tag", default=None, help="names the extra row's file: <dataset>-<method>-<tag>.json")
+    parser.add_argument("--init", choices=("pretrain", "reference"), default="pretrain",
+                        help="reference: fine-tune from DSC-Net's pretrained autoencoder (default: jaxsc's own)")
     args = parser.parse_args()
     if bool(args.overrides) != bool(args.tag):
         parser.error("--set and --tag go together: an extra row needs a name, and a name needs changed fields")
-    overrides, suffix = dict(args.overrides), f"-{args.tag}" if args.tag else ""
+    overrides = dict(args.overrides)
+    suffix = (f"-{args.tag}" if args.tag else "") + ("-reference" if args.init == "reference" else "")
     _, suite_methods, suite_datasets = SUITES[args.suite]
     (args.out_dir / args.suite).mkdir(parents=True, exist_ok=True)
     if args.large_scale:
+        if args.init == "reference":
+            parser.error("--init reference: DSC-Net's pretrained networks are conv autoencoders; the large-scale "
+                         "path trains an MLP autoencoder")
         for method in (args.methods or ("rgrl", "pssc")):
             result = run_experiment(method, "mnist-test", args.seeds, data_dir=args.data_dir, overrides=overrides,
                                     subsample=args.sample_size, verbose=not args.quiet)
@@ -200,8 +220,8 @@ def main() -> None:
         for dataset in args.datasets or suite_datasets:
             pretrained: dict = {}
             for method in args.methods or suite_methods:
-                result = run_experiment(method, dataset, args.seeds, data_dir=args.data_dir, pretrained=pretrained,
-                                        overrides=overrides, verbose=not args.quiet)
+                result = run_experiment(method, dataset, args.seeds, data_dir=args.data_dir, init=args.init,
+                                        pretrained=pretrained, overrides=overrides, verbose=not args.quiet)
                 _save(args.out_dir, args.suite, result, f"{dataset}-{method}{suffix}")
     print(write_table(args.out_dir, args.suite).read_text())
 

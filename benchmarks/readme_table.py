@@ -24,13 +24,15 @@ def _rows() -> list[dict]:
 
 
 def variant(r: dict) -> str:
-    """The result file's tag: its name less the dataset (or protocol), the method (or ablation row) and the init.
+    """The result file's tag: its name less the dataset (or protocol), the method (or ablation row) and a
+    trailing init (the table's setting column shows it).
 
-    ``orl-rgrl-script-encoder.json`` -> ``script-encoder``; empty for a suite's preset row (``orl-rgrl.json``).
+    ``orl-rgrl-script-encoder.json`` -> ``script-encoder``; ``coil20-rgrl-diag-free-reference.json`` ->
+    ``diag-free``; empty for a suite's preset row (``orl-rgrl.json``, ``coil20-rgrl-reference.json``).
     """
     tag = Path(r["file"]).stem.removeprefix(f"{r.get('protocol', r['dataset'])}-")
     tag = "-".join(t for t in tag.replace(r.get("row", r["method"]), "", 1).split("-") if t)
-    return "" if tag == r["init"] else tag
+    return "" if tag == r["init"] else tag.removesuffix(f"-{r['init']}")
 
 
 def results_table() -> str:

@@ -42,6 +42,17 @@ def test_save_result_replaces_a_file_from_another_preset(tmp_path):
     assert [r["seed"] for r in saved["seeds"]] == [2] and saved["preset"]["p"] == "b"
 
 
+def test_save_result_replaces_a_file_from_another_init(tmp_path, capsys):
+    """Seeds fine-tuned from DSC-Net's pretrained network never merge with seeds from jaxsc's own pretraining."""
+    tables = benchmark_module("_tables")
+    path = tmp_path / "orl.json"
+    tables.save_result({**_result([0, 1], [0.8, 0.7]), "init": "pretrain"}, path)
+    tables.save_result({**_result([2], [0.5]), "init": "reference"}, path)
+    saved = json.loads(path.read_text())
+    assert [r["seed"] for r in saved["seeds"]] == [2] and saved["init"] == "reference"
+    assert "ran with another setting (method, dataset, init or n)" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize("field, former, other", [("distill_form", "sum", "normalized"),
                                                    ("matmul_dtype", None, "bfloat16")])
 def test_a_preset_field_added_later_merges_only_at_its_former_value(tmp_path, capsys, field, former, other):

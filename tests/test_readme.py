@@ -24,6 +24,8 @@ def test_variant_is_the_file_name_less_dataset_method_and_init():
                     "method": "lrsc", "row": "+task", "init": "lrsc"}) == "first-order"
     assert variant({"file": "x/bbc-mlp-kl-target-first-sai-hoe.json", "dataset": "bbc", "method": "sai-hoe",
                     "init": "dae"}) == "mlp-kl-target-first"
+    for stem, tag in (("coil20-rgrl-reference", ""), ("coil20-rgrl-diag-free-reference", "diag-free")):
+        assert variant({"file": f"x/{stem}.json", "dataset": "coil20", "method": "rgrl", "init": "reference"}) == tag
 
 
 def test_readme_starts_with_the_two_commands():
