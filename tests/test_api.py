@@ -136,9 +136,10 @@ def test_images_outside_unit_range_warn():
 def test_cli_run_and_datasets(tmp_path, capsys):
     out = tmp_path / "r.json"
     code = cli.main(["run", "--dataset", "digits", "--seeds", "0", "1", "--set", "pretrain_steps=20",
-                     "--set", "finetune_steps=3", "--quiet", "--out", str(out)])
+                     "finetune_steps=3", "--quiet", "--out", str(out)])  # one --set, two fields (or --set each)
     assert code == 0
     result = json.loads(out.read_text())
+    assert (result["preset"]["pretrain_steps"], result["preset"]["finetune_steps"]) == (20, 3)
     assert [r["seed"] for r in result["seeds"]] == [0, 1]
     assert set(result["summary"]["acc"]) == {"mean", "std", "max"}
     assert 0 < result["kmeans_raw"]["summary"]["acc"]["mean"] <= 1
@@ -211,6 +212,17 @@ def test_cli_errors(tmp_path, capsys):
     assert "missing data file 'COIL20.mat'" in capsys.readouterr().err
     assert cli.main(["run", "--dataset", "digits", "--init", "reference"]) == 2
     assert "no reference weights for 'digits'" in capsys.readouterr().err
+
+
+@needs_data("orl/ORL_32x32.mat", "pretrained_dscnet/orl.pkl")
+@pytest.mark.realdata
+def test_cli_reference_weights_that_do_not_fit_the_preset(capsys):
+    """RGRL's ORL preset has another encoder and [0, 1] pixels: the error names both and the --set that fits."""
+    assert cli.main(["run", "--dataset", "orl", "--method", "rgrl", "--init", "reference"]) == 2
+    err = capsys.readouterr().err
+    assert "DSC-Net's pretrained orl network (3x3@3, 3x3@3, 3x3@5, pixels x 255) does not fit the rgrl preset " \
+           "for orl (5x5@5, 3x3@3, 3x3@3, pixels x 1)" in err
+    assert "--set 'kernels=[3,3,3]' 'channels=[3,3,5]' data_scale=255" in err
 
 
 @needs_data("orl/ORL_32x32.mat", "pretrained_dscnet/orl.pkl")

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from jaxsc import data, models
+from jaxsc._src.models.reference_weights import conv_architecture
 from conftest import needs_data
 
 _MAGIC = 0x1950A86A20F9469CFC6C
@@ -92,6 +93,7 @@ def test_convert_layout():
     assert params["enc0_kernel"][0, 1, 0, 1] == state["encoder.conv1.weight"][1, 0, 0, 1]
     swapped = models.convert_state_dict(state, upright_kernels=True)["params"]
     assert swapped["enc0_kernel"][0, 1, 0, 1] == state["encoder.conv1.weight"][1, 0, 1, 0]
+    assert conv_architecture(params) == ((3,), (2,))
 
 
 @needs_data("pretrained_dscnet/coil20.pkl", "pretrained_dscnet/orl.pkl", "pretrained_dscnet/yaleb.pkl",

@@ -25,7 +25,7 @@ from jaxsc._src.methods.presets import METHODS, PRESETS, get_preset
 from jaxsc._src.methods.lrsc import LRSCPreset, fit_lrsc, teacher_features
 from jaxsc._src.methods.sai import SAI_VARIANTS, fit_sai, get_sai_preset, pretrain_dae
 from jaxsc._src.metrics import evaluate
-from jaxsc._src.models.reference_weights import REFERENCE_WEIGHTS, load_reference_weights
+from jaxsc._src.models.reference_weights import REFERENCE_WEIGHTS, conv_architecture, load_reference_weights
 
 REPORTED = ("acc", "nmi", "ari", "purity")
 SAI_METHODS = {f"sai-{variant}": variant for variant in SAI_VARIANTS}
@@ -155,6 +155,7 @@ def run_experiment(method: str, dataset: str, seeds: list[int], *, data_dir=None
             raise ValueError(f"no reference weights for {dataset!r}; available: {sorted(REFERENCE_WEIGHTS)} "
                              "(conv networks only, without --subsample)")
         reference = load_reference_weights(dataset, data_dir)["params"]
+        _check_reference_fits(reference, dataset, method, preset)
     # From fixed reference weights the fine-tune is the same for every seed (only a classifier head would draw
     # from the seed), so the seeds share it (kept in ``pretrained`` across calls) and differ in the cluster stage.
     share_fit = reference is not None and preset.w_graph == 0 and preset.w_label == 0
@@ -195,6 +196,21 @@ def run_experiment(method: str, dataset: str, seeds: list[int], *, data_dir=None
             "n_clusters": data.n_clusters, "preset": _preset_json(preset),
             "seeds": rows, "summary": summary, "kmeans_raw": {"seeds": baseline, "summary": base_summary},
             "machine": _machine()}
+
+
+def _check_reference_fits(reference: dict, dataset: str, method: str, preset) -> None:
+    """Raise where DSC-Net's network for ``dataset`` does not fit ``preset``: another encoder, or pixels scaled
+    otherwise than DSC-Net's script trained it on (its dsc preset's ``data_scale``), with the ``--set`` that fits."""
+    kernels, channels = conv_architecture(reference)
+    scale = PRESETS["dsc"][dataset].data_scale
+    if (tuple(preset.kernels), tuple(preset.channels), preset.data_scale) != (kernels, channels, scale):
+        layers = lambda ks, cs: ", ".join(f"{k}x{k}@{c}" for k, c in zip(ks, cs))
+        listed = lambda values: ",".join(map(str, values))
+        raise ValueError(
+            f"DSC-Net's pretrained {dataset} network ({layers(kernels, channels)}, pixels x {scale:g}) does not fit "
+            f"the {method} preset for {dataset} ({layers(preset.kernels, preset.channels)}, pixels x "
+            f"{preset.data_scale:g}); to fine-tune it anyway: --set 'kernels=[{listed(kernels)}]' "
+            f"'channels=[{listed(channels)}]' data_scale={scale:g}")
 
 
 TRACED = ("kl", "sharpness", "smallest", "largest", "embedding_norm")
@@ -315,8 +331,9 @@ def main(argv: list[str] | None = None) -> int:
     run_p.add_argument("--data-dir", default=None, help="data directory (default $JAXSC_DATA_DIR, then cache)")
     run_p.add_argument("--init", choices=("pretrain", "reference"), default="pretrain",
                        help="pretrain the autoencoder, or start from DSC-Net's reference weights")
-    run_p.add_argument("--set", dest="overrides", type=parse_override, action="append", default=[],
-                       metavar="FIELD=VALUE", help="override a preset field, e.g. --set finetune_steps=20")
+    run_p.add_argument("--set", dest="overrides", type=parse_override, action="extend", nargs="+", default=[],
+                       metavar="FIELD=VALUE", help="override preset fields, e.g. --set finetune_steps=20 "
+                       "'kernels=[3,3]' (repeatable)")
     run_p.add_argument("--subsample", type=int, default=None, metavar="M",
                        help="large-scale path: train on M random samples (MLP autoencoder), label the rest by "
                             "nearest neighbour in latent space")

@@ -59,6 +59,13 @@ def convert_state_dict(state: dict[str, np.ndarray], upright_kernels: bool) -> d
     return {"params": params}
 
 
+def conv_architecture(params: dict) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """``(kernels, channels)`` of :class:`ConvAutoencoder` parameters, read from the encoder's kernel shapes."""
+    layers = [params[f"enc{i}_kernel"].shape for i in range(sum(k.startswith("enc") and k.endswith("_kernel")
+                                                                 for k in params))]
+    return tuple(int(shape[0]) for shape in layers), tuple(int(shape[3]) for shape in layers)
+
+
 def load_reference_weights(name: str, data_dir: str | os.PathLike | None = None) -> dict:
     """DSC-Net's pretrained autoencoder for ``name`` (coil20, coil100, orl, eyaleb) as flax variables."""
     if name not in REFERENCE_WEIGHTS:
