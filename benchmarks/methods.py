@@ -80,7 +80,11 @@ SUITE_NOTES = {
         "from DSC-Net's pretrained autoencoder of the dataset instead of jaxsc's pretraining (COIL20 and EYaleB, "
         "where RGRL's encoder and pixel range are DSC-Net's), the same network for every method, so these rows "
         "compare the fine-tuning objectives alone; from fixed weights the fine-tune is the same for every seed "
-        "but PSSC's (its classifier head is drawn from the seed), and the seeds differ in the cluster stage."),
+        "but PSSC's (its classifier head is drawn from the seed), and the seeds differ in the cluster stage. "
+        "`*-2400-steps`: COIL20's fine-tune for 20 times the script's 120 steps at its lr 1e-4 (the early stop on "
+        "C's relative change still on), from DSC-Net's network, run to see where RGRL's objective goes once C has "
+        "converged (in `terms_trace_coil20.md` the loss still falls at step 120 and the largest |C_ij| of a row "
+        "keeps growing); the step count was fixed before the run and is not the preset."),
     "udll": (
         " `*-no-locality`: udll's preset with the locality weight gamma set to 0 (`w_local`), i.e. DSC-Net trained "
         "with UDLL's other settings (alpha, beta, epochs, encoder, pixel range), which differ from the dsc-l2 rows' "
