@@ -84,7 +84,9 @@ SUITE_NOTES = {
         "`*-2400-steps`: COIL20's fine-tune for 20 times the script's 120 steps at its lr 1e-4 (the early stop on "
         "C's relative change still on), from DSC-Net's network, run to see where RGRL's objective goes once C has "
         "converged (in `terms_trace_coil20.md` the loss still falls at step 120 and the largest |C_ij| of a row "
-        "keeps growing); the step count was fixed before the run and is not the preset."),
+        "keeps growing); the step count was fixed before the run and is not the preset. `*-800-steps`: DSC-L2 the "
+        "same way (20 times DSC-Net's 40 steps, from DSC-Net's network), the comparison for the RGRL rows: does "
+        "DSC-Net's objective also move C away when trained longer?"),
     "udll": (
         " `*-no-locality`: udll's preset with the locality weight gamma set to 0 (`w_local`), i.e. DSC-Net trained "
         "with UDLL's other settings (alpha, beta, epochs, encoder, pixel range), which differ from the dsc-l2 rows' "
