@@ -78,7 +78,7 @@ SUITE_NOTES = {
         "steers C; chosen from that trace after the preset's rows, not by ACC, and not made the preset. "
         "`from DSC-Net's pretrained network` (files `*-reference.json`, `--init reference`): the fine-tune started "
         "from DSC-Net's pretrained autoencoder of the dataset instead of jaxsc's pretraining (COIL20 and EYaleB, "
-        "where RGRL's encoder and pixel range are DSC-Net's), the same network for every method, so these rows "
+        "where RGRL's encoder and pixel range are DSC-Net's; ORL with `*-script-encoder-255`), the same network for every method, so these rows "
         "compare the fine-tuning objectives alone; from fixed weights the fine-tune is the same for every seed "
         "but PSSC's (its classifier head is drawn from the seed), and the seeds differ in the cluster stage. "
         "`*-2400-steps`: COIL20's fine-tune for 20 times the script's 120 steps at its lr 1e-4 (the early stop on "
@@ -86,7 +86,11 @@ SUITE_NOTES = {
         "converged (in `terms_trace_coil20.md` the loss still falls at step 120 and the largest |C_ij| of a row "
         "keeps growing); the step count was fixed before the run and is not the preset. `*-800-steps`: DSC-L2 the "
         "same way (20 times DSC-Net's 40 steps, from DSC-Net's network), the comparison for the RGRL rows: does "
-        "DSC-Net's objective also move C away when trained longer?"),
+        "DSC-Net's objective also move C away when trained longer? `*-script-encoder-255` (ORL, from DSC-Net's "
+        "network): the RGRL ORL script's encoder (DSC-Net's) at DSC-Net's 0..255 pixels, which that network "
+        "needs; every term of rgrl, rgrl-sc and pssc-l scales with the square of the pixels but the 1e-4 C penalty "
+        "(none in pssc-l), so the scale changes only that penalty's relative weight (pssc, whose pseudo-supervision "
+        "does not scale, is not run this way)."),
     "udll": (
         " `*-no-locality`: udll's preset with the locality weight gamma set to 0 (`w_local`), i.e. DSC-Net trained "
         "with UDLL's other settings (alpha, beta, epochs, encoder, pixel range), which differ from the dsc-l2 rows' "
