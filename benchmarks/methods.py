@@ -57,6 +57,11 @@ PAPER_ACC = {
 }
 LARGE_SCALE_PAPER = {"rgrl": 0.9127, "pssc": 0.890}  # full 70k MNIST
 
+REFERENCE_NOTE = (
+    " `from DSC-Net's pretrained network` (files `*-reference.json`, `--init reference`): the fine-tune started from "
+    "DSC-Net's pretrained autoencoder of the dataset instead of jaxsc's pretraining, the same network for every "
+    "method, so these rows compare the fine-tuning objectives alone; from fixed weights the fine-tune is the same for "
+    "every seed but PSSC's (its classifier head is drawn from the seed), and the seeds differ in the cluster stage.")
 # What a suite's rows need said beyond the common text (written before the rows they describe were run).
 SUITE_NOTES = {
     "rgrl_pssc": (
@@ -76,11 +81,8 @@ SUITE_NOTES = {
         "script's grid, where the term's gradient with respect to C is as large as the others' "
         "(`terms_trace_coil20-hinge.md`: 1.4e3 at weight 1 against 1e6-1e7), so that the pseudo-supervision "
         "steers C; chosen from that trace after the preset's rows, not by ACC, and not made the preset. "
-        "`from DSC-Net's pretrained network` (files `*-reference.json`, `--init reference`): the fine-tune started "
-        "from DSC-Net's pretrained autoencoder of the dataset instead of jaxsc's pretraining (COIL20 and EYaleB, "
-        "where RGRL's encoder and pixel range are DSC-Net's; ORL with `*-script-encoder-255`), the same network for every method, so these rows "
-        "compare the fine-tuning objectives alone; from fixed weights the fine-tune is the same for every seed "
-        "but PSSC's (its classifier head is drawn from the seed), and the seeds differ in the cluster stage. "
+        "Rows from DSC-Net's pretrained network of RGRL's family: COIL20 and EYaleB, where its encoder and pixel "
+        "range are DSC-Net's, and ORL with `*-script-encoder-255`. "
         "`*-2400-steps`: COIL20's fine-tune for 20 times the script's 120 steps at its lr 1e-4 (the early stop on "
         "C's relative change still on), from DSC-Net's network, run to see where RGRL's objective goes once C has "
         "converged (in `terms_trace_coil20.md` the loss still falls at step 120 and the largest |C_ij| of a row "
@@ -150,7 +152,8 @@ def write_table(out_dir: Path, suite: str) -> Path:
              "default. `paper` is the published ACC (a best run of a per-dataset grid search). `diag(C)`: `0` where "
              "the run had the constraint diag(C) = 0 (DSC-Net has none). `encoder`: kernel x kernel @ channels per "
              "layer. Files with a tag (`<dataset>-<method>-<tag>.json`) are extra rows with changed preset fields "
-             "(`--set`)." + SUITE_NOTES[suite],
+             "(`--set`)." + SUITE_NOTES[suite] +
+             (REFERENCE_NOTE if any(r.get("init") == "reference" for r in small) else ""),
              "",
              "| dataset | method | encoder | diag(C) | seeds | ACC mean ± std | ACC max | NMI mean ± std | "
              "purity mean ± std | paper ACC | fine-tune steps | wall s/seed |",
