@@ -212,6 +212,8 @@ def test_cli_errors(tmp_path, capsys):
     assert "missing data file 'COIL20.mat'" in capsys.readouterr().err
     assert cli.main(["run", "--dataset", "digits", "--init", "reference"]) == 2
     assert "no reference weights for 'digits'" in capsys.readouterr().err
+    assert cli.main(["run", "--dataset", "coil20", "--method", "sai-hoe", "--init", "reference"]) == 2
+    assert "sai-hoe trains its own networks" in capsys.readouterr().err
 
 
 @needs_data("orl/ORL_32x32.mat", "pretrained_dscnet/orl.pkl")

@@ -136,6 +136,9 @@ def run_experiment(method: str, dataset: str, seeds: list[int], *, data_dir=None
     """
     if method not in ALL_METHODS:
         raise ValueError(f"unknown method {method!r}; known: {ALL_METHODS}")
+    if init == "reference" and (method in LRSC_METHODS or method in SAI_METHODS):
+        raise ValueError(f"--init reference starts the DSC-family methods from DSC-Net's pretrained network; {method} "
+                         "trains its own networks (pretraining is part of the method)")
     data = load(dataset, data_dir)
     if method in LRSC_METHODS or target_classes is not None:
         if method not in LRSC_METHODS:
