@@ -40,6 +40,7 @@ from _tables import (RESULTS, add_common_arguments, diagonal_cell, load_rows, ma
 
 from jaxsc._src.cli import parse_override, run_experiment
 from jaxsc.cluster import LARGE_N
+from jaxsc._src.models.autoencoders import encoder_text
 from jaxsc import presets
 
 SUITES = {"rgrl_pssc": ("RGRL and PSSC next to DSC-L2", ("dsc-l2", "rgrl", "rgrl-sc", "pssc", "pssc-l"),
@@ -116,7 +117,7 @@ def solver_used(solver: str, n: int) -> str:
 
 def encoder_cell(preset: dict) -> str:
     """The conv encoder of a saved preset, layer by layer: ``5x5@5, 3x3@3, 3x3@3``."""
-    return ", ".join(f"{k}x{k}@{c}" for k, c in zip(preset["kernels"], preset["channels"]))
+    return encoder_text(preset["kernels"], preset["channels"])
 
 
 def method_cell(r: dict) -> str:

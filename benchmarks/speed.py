@@ -66,6 +66,7 @@ from jaxsc._src.testing import reference
 from jaxsc.data import union_of_subspaces
 from jaxsc.models import ConvAutoencoder, same_conv, same_conv_transpose
 from jaxsc._src.models import conv as conv_module
+from jaxsc._src.models.autoencoders import encoder_text
 from jaxsc._src.models.conv import uses_direct_sum, uses_patch_forward, uses_patch_gradient
 from jaxsc.presets import get_preset
 from jaxsc._src.train.memory import plan_from_compiled
@@ -780,7 +781,7 @@ def transpose_lines(rows: list, autoencoder_rows: list) -> list[str]:
               *table_head(["model", "n", "encoder", "jaxsc s", "before s", "speed-up", "max rel. difference"])]
     for r in autoencoder_rows:
         t = r["times"]
-        encoder = ", ".join(f"{k}x{k}@{c}" for k, c in zip(r["kernels"], r["channels"]))
+        encoder = encoder_text(r["kernels"], r["channels"])
         lines.append(f"| {r['model']} | {r['n']} | {encoder} | {t['jaxsc']:.4f} | {t['lax']:.4f} | "
                      f"{t['lax'] / t['jaxsc']:.2f}x | {r['error']:.1e} |")
     return lines

@@ -25,6 +25,7 @@ from jaxsc._src.methods.presets import METHODS, PRESETS, get_preset
 from jaxsc._src.methods.lrsc import LRSCPreset, fit_lrsc, teacher_features
 from jaxsc._src.methods.sai import SAI_VARIANTS, fit_sai, get_sai_preset, pretrain_dae
 from jaxsc._src.metrics import evaluate
+from jaxsc._src.models.autoencoders import encoder_text
 from jaxsc._src.models.reference_weights import REFERENCE_WEIGHTS, conv_architecture, load_reference_weights
 
 REPORTED = ("acc", "nmi", "ari", "purity")
@@ -207,11 +208,10 @@ def _check_reference_fits(reference: dict, dataset: str, method: str, preset) ->
     kernels, channels = conv_architecture(reference)
     scale = PRESETS["dsc"][dataset].data_scale
     if (tuple(preset.kernels), tuple(preset.channels), preset.data_scale) != (kernels, channels, scale):
-        layers = lambda ks, cs: ", ".join(f"{k}x{k}@{c}" for k, c in zip(ks, cs))
         listed = lambda values: ",".join(map(str, values))
         raise ValueError(
-            f"DSC-Net's pretrained {dataset} network ({layers(kernels, channels)}, pixels x {scale:g}) does not fit "
-            f"the {method} preset for {dataset} ({layers(preset.kernels, preset.channels)}, pixels x "
+            f"DSC-Net's pretrained {dataset} network ({encoder_text(kernels, channels)}, pixels x {scale:g}) does not "
+            f"fit the {method} preset for {dataset} ({encoder_text(preset.kernels, preset.channels)}, pixels x "
             f"{preset.data_scale:g}); to fine-tune it anyway: --set 'kernels=[{listed(kernels)}]' "
             f"'channels=[{listed(channels)}]' data_scale={scale:g}")
 

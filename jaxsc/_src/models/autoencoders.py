@@ -30,6 +30,11 @@ def conv_shapes(image_hw: tuple[int, int], n_layers: int) -> list[tuple[int, int
     return shapes
 
 
+def encoder_text(kernels: Sequence[int], channels: Sequence[int]) -> str:
+    """A conv encoder layer by layer, kernel x kernel @ channels: ``5x5@5, 3x3@3, 3x3@3``."""
+    return ", ".join(f"{k}x{k}@{c}" for k, c in zip(kernels, channels))
+
+
 class ConvAutoencoder(nn.Module):
     """DSC-Net convolutional autoencoder.
 

@@ -61,9 +61,9 @@ def convert_state_dict(state: dict[str, np.ndarray], upright_kernels: bool) -> d
 
 def conv_architecture(params: dict) -> tuple[tuple[int, ...], tuple[int, ...]]:
     """``(kernels, channels)`` of :class:`ConvAutoencoder` parameters, read from the encoder's kernel shapes."""
-    layers = [params[f"enc{i}_kernel"].shape for i in range(sum(k.startswith("enc") and k.endswith("_kernel")
-                                                                 for k in params))]
-    return tuple(int(shape[0]) for shape in layers), tuple(int(shape[3]) for shape in layers)
+    n_layers = sum(1 for k in params if k.startswith("enc") and k.endswith("_kernel"))
+    shapes = [params[f"enc{i}_kernel"].shape for i in range(n_layers)]
+    return tuple(int(shape[0]) for shape in shapes), tuple(int(shape[3]) for shape in shapes)
 
 
 def load_reference_weights(name: str, data_dir: str | os.PathLike | None = None) -> dict:
