@@ -2,6 +2,7 @@
 import json
 import sys
 
+import jax
 import numpy as np
 import pytest
 from conftest import benchmark_module
@@ -135,3 +136,30 @@ def test_methods_method_cell_names_a_changed_locality_weight(methods):
     assert methods.method_cell({"method": "udll", "dataset": "coil20", "preset": {"w_local": 0.0}}) == \
         "udll (locality weight 0)"
     assert methods.method_cell({"method": "dsc-l2", "dataset": "coil20", "preset": {"w_local": 0.0}}) == "dsc-l2"
+
+
+def test_network_dependence_compares_every_network_and_objective(monkeypatch, tmp_path):
+    """benchmarks/network_dependence.py on 3 digit classes with two untrained networks and 3 fine-tune steps: a row
+    per (network, objective) and the raw-space term alone, the anchors at ARI 1 to themselves, diag(C) = 0 only in
+    the preset's rows, and the raw-space term's C the same from either network (it never reads the network)."""
+    dependence = benchmark_module("network_dependence")
+    digits = jaxsc.data.load("digits")
+    keep = digits.y < 3
+    x, y = digits.x[keep], digits.y[keep]
+    preset = jaxsc.presets.get_preset("coil20", x.shape[1:], "rgrl").replace(finetune_steps=3)
+    model = jaxsc.build_autoencoder(preset, x.shape[1:])
+    nets = {f"untrained ({seed})": model.init(jax.random.PRNGKey(seed), x[:2])["params"] for seed in (0, 1)}
+    rows = dependence.compare(x, y, preset, nets)
+    assert [(r["network"], r["objective"]) for r in rows] == [
+        (net, name) for net in nets for name in dependence.objectives(preset)] + [dependence.RAW_ONLY]
+    ari = {(r["network"], r["objective"]): r["ari"] for r in rows}
+    assert ari[("untrained (0)", dependence.ANCHOR)][0] == 1.0 and ari[dependence.RAW_ONLY][1] == 1.0
+    assert all(-1 <= a <= 1 for r in rows for a in r["ari"])
+    assert all((r["diag"] == 0) == r["objective"].endswith("(preset)") for r in rows)
+    raw_only = preset.replace(zero_diagonal=False, w_rec=0.0, w_se=0.0, laplacian=False)
+    coefs = [np.asarray(jaxsc.fit(x, raw_only, params, n_clusters=3, verbose=False).coef) for params in nets.values()]
+    np.testing.assert_array_equal(coefs[0], coefs[1])
+    monkeypatch.setattr(dependence, "RESULTS", tmp_path)
+    text = dependence.write_table(rows)
+    assert (tmp_path / "network_dependence_coil20.md").read_text() == text
+    assert text.count("\n| untrained (1) |") == 4 and "\n| none | raw-space term and C penalty only |" in text
