@@ -37,6 +37,11 @@ def objectives(preset: jaxsc.presets.Preset) -> dict:
             "rgrl without raw-space term, diag free": free.replace(w_raw=0.0)}
 
 
+def raw_space_only(preset: jaxsc.presets.Preset) -> jaxsc.presets.Preset:
+    """The raw-space term ||X - C X||^2 and the C penalty alone, diag(C) free: no term reads the network."""
+    return preset.replace(zero_diagonal=False, w_rec=0.0, w_se=0.0, laplacian=False)
+
+
 def networks(x: np.ndarray, preset: jaxsc.presets.Preset, data_dir: str | None) -> dict:
     init = jaxsc.build_autoencoder(preset, x.shape[1:]).init(jax.random.PRNGKey(0), x[:2])["params"]
     return {"DSC-Net's pretrained": load_reference_weights("coil20", data_dir)["params"],
@@ -49,11 +54,10 @@ def compare(x: np.ndarray, y: np.ndarray, preset: jaxsc.presets.Preset, nets: di
     parameters, which it never reads); ARI to the anchors: rgrl (diag free) from the first network, and the
     raw-space term alone."""
     k = int(y.max()) + 1
-    raw_only = preset.replace(zero_diagonal=False, w_rec=0.0, w_se=0.0, laplacian=False)
     first = next(iter(nets))
     cases = [(net, name, objective, params) for net, params in nets.items()
              for name, objective in objectives(preset).items()]
-    cases.append((*RAW_ONLY, raw_only, nets[first]))
+    cases.append((*RAW_ONLY, raw_space_only(preset), nets[first]))
     rows = []
     for net, name, objective, params in cases:
         coef = np.asarray(jaxsc.fit(x, objective, params, n_clusters=k, verbose=False).coef)

@@ -156,7 +156,7 @@ def test_network_dependence_compares_every_network_and_objective(monkeypatch, tm
     assert ari[("untrained (0)", dependence.ANCHOR)][0] == 1.0 and ari[dependence.RAW_ONLY][1] == 1.0
     assert all(-1 <= a <= 1 for r in rows for a in r["ari"])
     assert all((r["diag"] == 0) == r["objective"].endswith("(preset)") for r in rows)
-    raw_only = preset.replace(zero_diagonal=False, w_rec=0.0, w_se=0.0, laplacian=False)
+    raw_only = dependence.raw_space_only(preset)
     coefs = [np.asarray(jaxsc.fit(x, raw_only, params, n_clusters=3, verbose=False).coef) for params in nets.values()]
     np.testing.assert_array_equal(coefs[0], coefs[1])
     monkeypatch.setattr(dependence, "RESULTS", tmp_path)
