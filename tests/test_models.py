@@ -266,9 +266,9 @@ class SelfExpressionTest(chex.TestCase):
 
 class RidgeCoefficientsTest(chex.TestCase):
     @chex.variants(with_jit=True, without_jit=True)
-    @parameterized.parameters(False, True)
-    def test_matches_row_by_row_ridge(self, zero_diagonal):
-        z = np.random.default_rng(4).standard_normal((9, 4)).astype(np.float32)
+    @parameterized.product(zero_diagonal=(False, True), d=(4, 12))  # d < n: Woodbury's d x d inverse; else n x n
+    def test_matches_row_by_row_ridge(self, zero_diagonal, d):
+        z = np.random.default_rng(4).standard_normal((9, d)).astype(np.float32)
         c = self.variant(lambda z: models.ridge_coefficients(z, 0.3, zero_diagonal=zero_diagonal))(z)
         chex.assert_shape(c, (9, 9))
         assert c.dtype == jnp.float32
@@ -276,12 +276,22 @@ class RidgeCoefficientsTest(chex.TestCase):
         if zero_diagonal:
             np.testing.assert_allclose(np.diag(c), 0.0, atol=1e-6)
 
-    def test_is_a_minimum_of_the_objective(self):
-        z = jnp.asarray(np.random.default_rng(5).standard_normal((6, 3)), jnp.float32)
+    @parameterized.parameters(3, 8)
+    def test_is_a_minimum_of_the_objective(self, d):
+        z = jnp.asarray(np.random.default_rng(5).standard_normal((6, d)), jnp.float32)
         c = models.ridge_coefficients(z, 0.5, zero_diagonal=True)
         grad = jax.grad(lambda c: jnp.sum(jnp.square(z - models.self_express(c, z, zero_diagonal=True)))
                         + 0.5 * jnp.sum(jnp.square(c - jnp.diag(jnp.diagonal(c)))))(c)
         np.testing.assert_allclose(grad, 0.0, atol=1e-4)
+
+    def test_large_n_forms_no_n_by_n_factorisation(self):
+        """For d < n the jaxpr factors only a d x d matrix; the result matches the n x n form in float64."""
+        z = np.random.default_rng(7).standard_normal((60, 5))
+        text = str(jax.make_jaxpr(lambda z: models.ridge_coefficients(z, 0.1))(jnp.asarray(z, jnp.float32)))
+        assert "cholesky" in text and "f32[60,60] = cholesky" not in text
+        for zero_diagonal in (False, True):
+            got = models.ridge_coefficients(jnp.asarray(z, jnp.float32), 0.1, zero_diagonal=zero_diagonal)
+            np.testing.assert_allclose(got, numpy_ridge_coefficients(z, 0.1, zero_diagonal), atol=1e-4)
 
     def test_spd_inverse_and_its_derivatives(self):
         """M^-1 against numpy; vmapped, one Cholesky per matrix (no batched LAPACK call: the deadlock in

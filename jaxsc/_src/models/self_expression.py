@@ -123,7 +123,14 @@ def ridge_coefficients(z: jax.Array, reg: float, *, zero_diagonal: bool = False)
         C = I - diag(B)^-1 B                    (diag(C) = 0),
 
     the second from each row's Lagrangian: row i solves (G + reg I) c = G e_i - m e_i with m fixed by c_i = 0,
-    so c = e_i - B e_i / B_ii. O(n^2 d + n^3): for small n (LRSC's episodes), differentiable in Z.
+    so c = e_i - B e_i / B_ii. Differentiable in Z. For d >= n (LRSC's episodes) B comes from an n x n Cholesky,
+    O(n^2 d + n^3). For d < n (a fine-tune's start at large n) from the d x d one of Woodbury's identity,
+    O(n^2 d): with P = Z (Z^T Z + reg I_d)^-1 Z^T = I - reg B,
+
+        C = P                                   (no constraint),
+        C_ij = P_ij / (1 - P_ii), C_ii = 0      (diag(C) = 0),
+
+    so the only n x n array formed is C itself (no n x n factorisation: at n = 20,000 one would take O(n^3)).
 
     Args:
       z: ``(n, d)`` latent rows.
@@ -134,7 +141,14 @@ def ridge_coefficients(z: jax.Array, reg: float, *, zero_diagonal: bool = False)
         raise ValueError(f"z must be (n, d) latent rows, got shape {z.shape}")
     if not reg > 0:
         raise ValueError(f"reg must be > 0, got {reg}")
-    n = z.shape[0]
+    n, d = z.shape
+    if d < n:
+        inner = spd_inverse(jnp.matmul(z.T, z, precision=jax.lax.Precision.HIGHEST) + reg * jnp.eye(d, dtype=z.dtype))
+        p = jnp.matmul(jnp.matmul(z, 0.5 * (inner + inner.T), precision=jax.lax.Precision.HIGHEST), z.T,
+                       precision=jax.lax.Precision.HIGHEST)
+        if zero_diagonal:
+            return without_diagonal(p) / (1.0 - jnp.diagonal(p))[:, None]
+        return p
     eye = jnp.eye(n, dtype=z.dtype)
     gram = jnp.matmul(z, z.T, precision=jax.lax.Precision.HIGHEST)
     b = spd_inverse(gram + reg * eye)
