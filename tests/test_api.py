@@ -5,12 +5,14 @@ import sys
 import warnings
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 import sklearn.base
 
 import jaxsc
 from jaxsc._src import cli
+from jaxsc._src.api import build_objective
 from jaxsc._src.checks import check_samples
 from jaxsc import data, metrics
 from conftest import digits_subset, needs_data
@@ -76,6 +78,20 @@ def test_fit_calls_stop_check_every_log_every_steps_and_stops_when_it_says_so():
     fitted = jaxsc.fit(x, preset, ae, log_every=2, stop_check=check, verbose=False)
     assert fitted.steps == 6 and [step for step, _ in fitted.history] == [2, 4, 6]
     assert len(seen) == 3 and seen[0].shape == (30, 30) and not np.allclose(seen[0], seen[2])
+
+
+def test_fit_from_the_ridge_start():
+    """``coef_start="ridge"``: C starts at :func:`jaxsc.train.ridge_start` for the pretrained network (0 steps
+    return it); an unknown start is named."""
+    x, _ = digits_subset(per_class=10)
+    preset = jaxsc.presets.derive_preset(x.shape[1:]).replace(pretrain_steps=5, coef_start="ridge")
+    ae = jaxsc.pretrain(x, preset, verbose=False)
+    start = jaxsc.fit(x, preset, ae, steps=0, verbose=False).coef
+    objective = build_objective(preset, jaxsc.build_autoencoder(preset, x.shape[1:]))
+    np.testing.assert_allclose(start, jaxsc.train.ridge_start(objective, ae, jnp.asarray(x)), rtol=1e-5, atol=1e-7)
+    assert float(jnp.max(jnp.abs(start))) > 1e3 * preset.coef_init
+    with pytest.raises(ValueError, match=r"unknown coef_start 'zero'; choose one of \('constant', 'ridge'\)"):
+        jaxsc.fit(x, preset.replace(coef_start="zero"), ae, steps=0, verbose=False)
 
 
 def test_bad_input_messages():

@@ -120,6 +120,34 @@ def test_dsc_loss_terms_and_gradient():
     np.testing.assert_allclose(grad, expected, rtol=1e-3, atol=1e-4)
 
 
+@pytest.mark.parametrize("w_raw, zero_diagonal", [(0.0, False), (0.4, True)])
+def test_ridge_start_minimises_the_quadratic_terms_in_c(w_raw, zero_diagonal):
+    """C = argmin w_se ||Z - C Z||^2 + w_raw ||X - C X||^2 + w_reg ||C||^2 (diag(C) = 0 when constrained), against
+    numpy's row-by-row ridge on [sqrt(w_se) Z, sqrt(w_raw) X]; the gradient of those terms vanishes there."""
+    from conftest import numpy_ridge_coefficients
+
+    model, ae = _autoencoder()
+    x = _images()
+    objective = train.SelfExpressiveObjective(model, w_reg=0.3, w_se=2.0, w_raw=w_raw, zero_diagonal=zero_diagonal)
+    coef = jax.jit(train.ridge_start, static_argnums=0)(objective, ae, x)
+    chex.assert_shape(coef, (24, 24))
+    assert coef.dtype == jnp.float32
+    z = np.asarray(train.self_expressive_forward(model, {"autoencoder": ae, "coef": coef}, x)[0], np.float64)
+    rows = np.concatenate([np.sqrt(2.0) * z, np.sqrt(w_raw) * np.asarray(x, np.float64).reshape(24, -1)], axis=1)
+    np.testing.assert_allclose(coef, numpy_ridge_coefficients(rows, 0.3, zero_diagonal), atol=2e-4)
+    quadratic = dataclasses.replace(objective, w_rec=0.0)
+    grad = jax.grad(lambda c: quadratic.loss({"autoencoder": ae, "coef": c}, x)[0])(coef)
+    if zero_diagonal:
+        grad = models.without_diagonal(grad)
+    assert float(jnp.max(jnp.abs(grad))) < 1e-3 * float(jnp.max(jnp.abs(coef)))
+    with pytest.raises(ValueError, match="ridge start needs penalty='l2' with w_reg > 0"):
+        train.ridge_start(dataclasses.replace(objective, penalty="l1"), ae, x)
+    with pytest.raises(ValueError, match="w_reg=0.0"):
+        train.ridge_start(dataclasses.replace(objective, w_reg=0.0), ae, x)
+    with pytest.raises(ValueError, match=r"coef_init must be a number or an \(24, 24\) array"):
+        train.init_self_expressive_params(ae, 24, coef[:3])
+
+
 def test_distillation_term_from_teacher_features_or_precomputed_weights():
     """``{'teacher': T}`` builds the row-normalised heat kernel W in the loss; ``{'teacher_weights': W}`` uses W as
     given: the same loss and gradient. Without either the message names both keys."""

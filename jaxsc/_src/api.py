@@ -20,8 +20,8 @@ from jaxsc._src.cluster.pipeline import ClusterResult, PostConfig, cluster_coeff
 from jaxsc._src.compile_ahead import CompiledAhead
 from jaxsc._src.losses.locality import adaptive_neighbors
 from jaxsc._src.methods.presets import Preset
-from jaxsc._src.methods.self_expressive import (ReconstructionObjective, SelfExpressiveObjective,
-                                                init_self_expressive_params)
+from jaxsc._src.methods.self_expressive import (COEF_STARTS, ReconstructionObjective, SelfExpressiveObjective,
+                                                init_self_expressive_params, ridge_start)
 from jaxsc._src.models.autoencoders import ConvAutoencoder, MLPAutoencoder
 from jaxsc._src.train.loop import EarlyStop, compile_train_step, train
 
@@ -110,7 +110,10 @@ def _finetune_problem(x, preset: Preset, autoencoder_params, n_clusters: int | N
                                 jax.ShapeDtypeStruct((1, *x.shape[1:]), jnp.float32))
         head = dict(latent_dim=int(np.prod(latent.shape[1:])), n_clusters=n_clusters,
                     key=jax.random.PRNGKey(seed))
-    params = init_self_expressive_params(autoencoder_params, x.shape[0], preset.coef_init, **head)
+    if preset.coef_start not in COEF_STARTS:
+        raise ValueError(f"unknown coef_start {preset.coef_start!r}; choose one of {COEF_STARTS}")
+    coef = ridge_start(objective, autoencoder_params, x) if preset.coef_start == "ridge" else preset.coef_init
+    params = init_self_expressive_params(autoencoder_params, x.shape[0], coef, **head)
     data = finetune_data(preset, model, autoencoder_params, x)
     if extras:
         data = {**(data if isinstance(data, dict) else {"x": data}), **extras}

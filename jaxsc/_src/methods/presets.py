@@ -62,6 +62,10 @@ class Preset:
 
     Images use the conv autoencoder (``kernels``, ``channels``); vectors (rows) use the MLP autoencoder
     D-``mlp_hidden``-``mlp_latent`` with its mirror (SPEC shared blocks).
+
+    C starts the fine-tune at ``coef_init`` everywhere (``coef_start="constant"``, the papers' and every preset's),
+    or at the exact minimiser of the objective's terms quadratic in C for the pretrained network
+    (``coef_start="ridge"``, L2 penalty only: :func:`jaxsc.train.ridge_start`), an option for large n.
     """
 
     kernels: tuple[int, ...]
@@ -94,6 +98,7 @@ class Preset:
     pretrain_lr: float = 1e-3
     pretrain_batch: int | None = 128
     coef_init: float = 1e-8
+    coef_start: str = "constant"
     data_scale: float = 1.0
     zero_diagonal: bool = False
     early_stop: bool = False

@@ -43,7 +43,8 @@ from jaxsc._src.losses.reconstruction import reconstruction_loss
 from jaxsc._src.losses.self_expression import self_expression_loss
 from jaxsc._src.models.autoencoders import flatten
 from jaxsc._src.models.classifier import classifier_probs, init_classifier
-from jaxsc._src.models.self_expression import init_coefficients, self_express, without_diagonal
+from jaxsc._src.models.self_expression import (init_coefficients, ridge_coefficients, self_express,
+                                              without_diagonal)
 from jaxsc._src.train.optimizers import adam_compact
 
 _MATMUL_DTYPES = {None: None, "float32": None, "bfloat16": jnp.bfloat16}
@@ -254,11 +255,49 @@ class SelfExpressiveObjective:
         return params["coef"]
 
 
-def init_self_expressive_params(autoencoder_params: Any, n: int, coef_init: float, *, latent_dim: int | None = None,
-                                n_clusters: int | None = None, key: jax.Array | None = None) -> dict:
-    """``{'autoencoder', 'coef': coef_init * ones(n, n)}``, plus PSSC's ``'head'`` (a ``latent_dim`` -> K
-    classifier, initialised from ``key``) when ``n_clusters`` is given."""
-    params = {"autoencoder": autoencoder_params, "coef": init_coefficients(n, coef_init)}
+COEF_STARTS = ("constant", "ridge")
+
+
+def ridge_start(objective: SelfExpressiveObjective, autoencoder_params: Any, x: jax.Array) -> jax.Array:
+    """C at the exact minimiser, for the given network, of the objective's terms that are quadratic in C:
+
+        w_se ||Z - C Z||_F^2 + w_raw ||X - C X||_F^2 + w_reg ||C||_F^2      (diag(C) = 0 under zero_diagonal),
+
+    that is :func:`jaxsc.models.ridge_coefficients` of F = [sqrt(w_se) Z, sqrt(w_raw) X] (so that ||F - C F||^2 is
+    the sum of the first two) with reg = w_reg: O(n^2 (d + D)) when F has fewer columns than n (no n x n
+    factorisation). The reconstruction (through C Z) and the other terms are left to the fine-tune.
+
+    Why: from a constant C, Adam moves every entry by about its learning rate per step whatever its gradient, and
+    at large n the entries of the minimiser are of order 1 / (samples per subspace), below that step:
+    ``benchmarks/results/speed_cpu.md`` (dense C at large n) has the fine-tune from both starts.
+
+    Raises:
+      ValueError: without an L2 penalty of positive weight (no unique minimiser).
+    """
+    if objective.penalty != "l2" or not objective.w_reg > 0 or not objective.w_se > 0:
+        raise ValueError("the ridge start needs penalty='l2' with w_reg > 0 and w_se > 0; got penalty="
+                         f"{objective.penalty!r}, w_reg={objective.w_reg}, w_se={objective.w_se}")
+    columns = [jnp.sqrt(objective.w_se) * flatten(objective.model.apply({"params": autoencoder_params}, x,
+                                                                        method="encode"))]
+    if objective.w_raw > 0:
+        columns.append(jnp.sqrt(objective.w_raw) * flatten(x).astype(columns[0].dtype))
+    return ridge_coefficients(jnp.concatenate(columns, axis=1), objective.w_reg,
+                              zero_diagonal=objective.zero_diagonal)
+
+
+def init_self_expressive_params(autoencoder_params: Any, n: int, coef_init: float | jax.Array, *,
+                                latent_dim: int | None = None, n_clusters: int | None = None,
+                                key: jax.Array | None = None) -> dict:
+    """``{'autoencoder', 'coef'}`` with C = ``coef_init * ones(n, n)``, or ``coef_init`` itself when it is an
+    ``(n, n)`` array (e.g. :func:`ridge_start`), plus PSSC's ``'head'`` (a ``latent_dim`` -> K classifier,
+    initialised from ``key``) when ``n_clusters`` is given."""
+    if jnp.ndim(coef_init) == 0:
+        coef = init_coefficients(n, coef_init)
+    elif jnp.shape(coef_init) == (n, n):
+        coef = coef_init
+    else:
+        raise ValueError(f"coef_init must be a number or an ({n}, {n}) array, got shape {jnp.shape(coef_init)}")
+    params = {"autoencoder": autoencoder_params, "coef": coef}
     if n_clusters is not None:
         if latent_dim is None or key is None:
             raise ValueError("a classifier head needs latent_dim and key")
