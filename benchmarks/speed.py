@@ -20,8 +20,9 @@
 5. Dense C at large n (``--large N ...``): DSC-L2 end to end (pretraining, full-batch fine-tune with the dense
    n x n C, the cluster stage, which takes its iterative solver past ``jaxsc.cluster.LARGE_N``) on n MNIST-shaped
    samples of a union of subspaces, each stage timed to its finished result, with the peak memory and the
-   accuracy on the subspace labels. C's Adam moments are float32 where ``jaxsc.fit``'s memory check passes,
-   else bfloat16 (the issue's n = 70,000 on one 80 GB GPU needs them).
+   accuracy on the subspace labels, from each start of C (``Preset.coef_start``: constant or ridge). C's Adam
+   moments are float32 where ``jaxsc.fit``'s memory check passes, else bfloat16 (the issue's n = 70,000 on one
+   80 GB GPU needs them).
 6. LRSC distillation (``--sections distill``): the full-batch LRSC fine-tune step (distillation + InfoNCE) on
    MNIST-shaped data with the teacher's heat kernel W recomputed in every step from the features (as before
    2026-11-24) against W computed once and passed in (what ``fit_lrsc`` does now), at the mnist-0-4 protocol's n.
@@ -457,10 +458,13 @@ def peak_memory_bytes(device) -> tuple[int, str]:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024, "process peak RSS"
 
 
-def large_case(n: int, finetune_steps: int, pretrain_steps: int) -> dict:
+LARGE_STARTS = ("constant", "ridge")  # Preset.coef_start: DSC-Net's constant C, or jaxsc.train.ridge_start
+
+
+def large_case(n: int, finetune_steps: int, pretrain_steps: int) -> list[dict]:
     """DSC-L2 end to end at ``n`` (module docstring, item 5): ``LARGE_CLUSTERS`` subspaces of dimension 5 in
     R^784, noise 0.05, min-max scaled to [0, 1] and shaped 28 x 28, the mnist-1000 preset's network and
-    ``LARGE_POST``."""
+    ``LARGE_POST``; one pretraining, then a fine-tune and cluster stage from each of ``LARGE_STARTS``."""
     data = union_of_subspaces(LARGE_CLUSTERS, 5, 784, -(-n // LARGE_CLUSTERS), noise=0.05, seed=0)
     rows, y = data.x[:n], data.y[:n]
     x = ((rows - rows.min()) / (rows.max() - rows.min())).reshape(n, 28, 28, 1).astype(np.float32)
@@ -470,6 +474,21 @@ def large_case(n: int, finetune_steps: int, pretrain_steps: int) -> dict:
     start = time.perf_counter()
     autoencoder = jax.block_until_ready(jaxsc.pretrain(x, base, seed=0, verbose=False))
     row["pretrain_s"] = time.perf_counter() - start
+    return [large_fit(x, y, base.replace(coef_start=coef_start), autoencoder, {**row, "start": coef_start})
+            for coef_start in LARGE_STARTS]
+
+
+@jax.jit
+def coefficient_contrast(coef: jax.Array) -> jax.Array:
+    """mean_i max_j |C_ij| / mean_ij |C_ij|: about 1 for a C of one magnitude everywhere, large when each row
+    picks a few samples out (label free)."""
+    magnitude = jnp.abs(coef)
+    return jnp.mean(jnp.max(magnitude, axis=1)) / jnp.mean(magnitude)
+
+
+def large_fit(x, y, base, autoencoder, row: dict) -> dict:
+    """The fine-tune (C's Adam moments in float32, else bfloat16 where the memory check refuses) and the cluster
+    stage of :func:`large_case`, timed, with the peak memory, C's contrast and the accuracy."""
     for state_dtype in (None, "bfloat16"):
         preset = base.replace(coef_state_dtype=state_dtype)
         try:
@@ -478,14 +497,15 @@ def large_case(n: int, finetune_steps: int, pretrain_steps: int) -> dict:
             jax.block_until_ready(fitted.coef)
             break
         except MemoryError as err:  # raised from XLA's plan, before C is allocated
-            print(f"n = {n}, C's moments in {state_dtype or 'float32'}: {err}")
+            print(f"n = {row['n']}, C's moments in {state_dtype or 'float32'}: {err}")
         except jax.errors.JaxRuntimeError as err:  # an allocation the plan did not foresee
             if "RESOURCE_EXHAUSTED" not in str(err):
                 raise
-            print(f"n = {n}, C's moments in {state_dtype or 'float32'}: out of memory while running: {err}")
+            print(f"n = {row['n']}, C's moments in {state_dtype or 'float32'}: out of memory while running: {err}")
     else:
         return {**row, "refused": "the fine-tune does not fit even with bfloat16 moments (see the printed messages)"}
-    row.update(state=state_dtype or "float32", finetune_s=time.perf_counter() - start, steps=fitted.steps)
+    row.update(state=state_dtype or "float32", finetune_s=time.perf_counter() - start, steps=fitted.steps,
+               contrast=float(coefficient_contrast(fitted.coef)))
     start = time.perf_counter()
     clustered = jaxsc.cluster_coef(fitted.coef, LARGE_CLUSTERS, preset.post)
     labels = np.asarray(clustered.labels)
@@ -504,22 +524,27 @@ def large_section(rows: list) -> list[str]:
         f"n MNIST-shaped samples of {LARGE_CLUSTERS} subspaces of "
         "dimension 5 in R^784 (noise 0.05, scaled to [0, 1]), the mnist-1000 preset's network (5x5@15, 3x3@10, "
         f"3x3@5), C dense n x n, cluster stage threshold {LARGE_POST.threshold}, subspace_dim "
-        f"{LARGE_POST.subspace_dim}, power {LARGE_POST.power:g}, C - diag(C) + I. Each stage timed to its "
-        "finished result, compilation included. `C state`: dtype of C's Adam moments (float32 where "
-        f"`jaxsc.fit`'s memory check passed, else bfloat16). `peak`: the {what} since the process started, "
-        "sizes in increasing order. ACC and NMI against the subspace labels, a check that the run learned "
-        "something rather than a benchmark: the conv network sees pixels without spatial structure, and its "
-        "pretraining has a fixed number of steps, so fewer epochs as n grows.",
-        ["n", "C alone GiB", "C state", "pretrain s", "fine-tune steps", "fine-tune s", "cluster solver", "cluster s",
-         "peak GiB", "ACC", "NMI"])
+        f"{LARGE_POST.subspace_dim}, power {LARGE_POST.power:g}, C - diag(C) + I. One pretraining per n (`pretrain "
+        "s`), then the fine-tune from each start of C (`C start`, `Preset.coef_start`): `constant` (1e-8 "
+        "everywhere, DSC-Net's and every preset's) or `ridge` (`jaxsc.train.ridge_start`: the exact minimiser of "
+        "the objective's terms quadratic in C for the pretrained network, computed inside `fine-tune s`). Each "
+        "stage timed to its finished result, compilation included. `C state`: dtype of C's Adam moments "
+        f"(float32 where `jaxsc.fit`'s memory check passed, else bfloat16). `peak`: the {what} since the process "
+        "started, sizes in increasing order. `contrast`: mean_i max_j |C_ij| / mean |C_ij| of the fitted C "
+        "(label free; about 1 when C has one magnitude everywhere). ACC and NMI against the subspace labels, a "
+        "check that the run learned something rather than a benchmark; neither start was chosen by them (the "
+        "ridge start was motivated by the constant start's contrast, see `ridge_start`'s docstring).",
+        ["n", "C alone GiB", "C start", "C state", "pretrain s", "fine-tune steps", "fine-tune s", "cluster solver",
+         "cluster s", "peak GiB", "contrast", "ACC", "NMI"])
     notes = []
     for r in rows:
+        head = f"| {r['n']} | {r['coef_gib']:.2f} | {r.get('start', 'constant')} |"
         if "refused" in r:
-            lines.append(f"| {r['n']} | {r['coef_gib']:.2f} | - | {r['pretrain_s']:.1f} | - | - | - | - | - | - | - |")
-            notes.append(f"n = {r['n']}: {r['refused']}.")
+            lines.append(f"{head} - | {r['pretrain_s']:.1f} | - | - | - | - | - | - | - | - |")
+            notes.append(f"n = {r['n']}, {r['start']} start: {r['refused']}.")
             continue
-        lines.append(f"| {r['n']} | {r['coef_gib']:.2f} | {r['state']} | {r['pretrain_s']:.1f} | {r['steps']} | "
-                     f"{r['finetune_s']:.1f} | {r['solver']} | {r['cluster_s']:.1f} | {r['peak_bytes'] / gib:.2f} | "
+        lines.append(f"{head} {r['state']} | {r['pretrain_s']:.1f} | {r['steps']} | {r['finetune_s']:.1f} | "
+                     f"{r['solver']} | {r['cluster_s']:.1f} | {r['peak_bytes'] / gib:.2f} | {r['contrast']:.1f} | "
                      f"{r['acc']:.4f} | {r['nmi']:.4f} |")
     return lines + ([""] + notes if notes else [])
 
@@ -868,7 +893,7 @@ def main() -> None:
     def large_rows():  # the file is rewritten after each size: a size that kills the process keeps the others
         rows = []
         for n in sorted(args.large):
-            rows.append(large_case(n, args.large_steps, args.large_pretrain_steps))
+            rows.extend(large_case(n, args.large_steps, args.large_pretrain_steps))
             built["large"] = large_section(rows)
             write_results(path, device, built)
         return built["large"]

@@ -1,5 +1,6 @@
 """benchmarks/speed.py run small: the large-n section (the path a GPU session runs at n = 70,000) and the
 pseudo-graph and relation-weighted reconstruction sections; benchmarks/solver_agreement.py on its synthetic C."""
+import numpy as np
 from conftest import benchmark_module
 
 from jaxsc._src.cluster import pipeline
@@ -17,15 +18,30 @@ def test_large_case_falls_back_to_bfloat16_moments_and_reports_the_iterative_sta
         return real_fit(x, preset, *args, **kwargs)
 
     monkeypatch.setattr(speed.jaxsc, "fit", fit)
-    row = speed.large_case(400, finetune_steps=4, pretrain_steps=4)
-    assert tried == [None, "bfloat16"]
-    assert (row["n"], row["state"], row["steps"], row["solver"]) == (400, "bfloat16", 4, "iterative")
-    assert 0 < row["acc"] <= 1 and row["peak_bytes"] > 0 and row["cluster_s"] > 0
-    refused = {"n": 500, "coef_gib": 0.001, "pretrain_s": 1.0, "refused": "does not fit"}
-    lines = speed.large_section([row, refused])
+    rows = speed.large_case(400, finetune_steps=4, pretrain_steps=4)
+    assert tried == [None, "bfloat16"] * 2
+    assert [row["start"] for row in rows] == ["constant", "ridge"]
+    for row in rows:
+        assert (row["n"], row["state"], row["steps"], row["solver"]) == (400, "bfloat16", 4, "iterative")
+        assert 0 < row["acc"] <= 1 and row["peak_bytes"] > 0 and row["cluster_s"] > 0 and row["contrast"] >= 1
+    assert rows[0]["pretrain_s"] == rows[1]["pretrain_s"]  # one pretraining for both starts
+    refused = {"n": 500, "coef_gib": 0.001, "pretrain_s": 1.0, "start": "ridge", "refused": "does not fit"}
+    lines = speed.large_section([*rows, refused])
     assert lines[0] == "## Dense C at large n: DSC-L2 end to end"
-    assert any(line.startswith("| 400 | 0.00 | bfloat16 |") and "| iterative |" in line for line in lines)
-    assert lines[-1] == "n = 500: does not fit."
+    for start in ("constant", "ridge"):
+        assert any(line.startswith(f"| 400 | 0.00 | {start} | bfloat16 |") and "| iterative |" in line
+                   for line in lines)
+    assert len({line.count("|") for line in lines if line.startswith("| ")}) == 1  # every row has every column
+    assert lines[-1] == "n = 500, ridge start: does not fit."
+
+
+def test_coefficient_contrast_against_numpy():
+    speed = benchmark_module("speed")
+    coef = np.random.default_rng(0).standard_normal((7, 7)).astype(np.float32)
+    magnitude = np.abs(coef.astype(np.float64))
+    np.testing.assert_allclose(speed.coefficient_contrast(coef), magnitude.max(1).mean() / magnitude.mean(),
+                               rtol=1e-6)
+    np.testing.assert_allclose(speed.coefficient_contrast(np.full((5, 5), -3e-4, np.float32)), 1.0, rtol=1e-6)
 
 
 def test_pseudo_graph_case_compares_the_blocked_and_whole_forms():
