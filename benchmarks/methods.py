@@ -93,7 +93,11 @@ SUITE_NOTES = {
         "network): the RGRL ORL script's encoder (DSC-Net's) at DSC-Net's 0..255 pixels, which that network "
         "needs; every term of rgrl, rgrl-sc and pssc-l scales with the square of the pixels but the 1e-4 C penalty "
         "(none in pssc-l), so the scale changes only that penalty's relative weight (pssc, whose pseudo-supervision "
-        "does not scale, is not run this way)."),
+        "does not scale, is not run this way). `*-ridge-start`: DSC-L2 with C starting the fine-tune at "
+        "`jaxsc.train.ridge_start` (`coef_start=\"ridge\"`: the exact minimiser of its self-expression and L2 "
+        "terms for the pretrained network) instead of 1e-8 everywhere, an option for large n (`speed_cpu.md`, "
+        "dense C at large n), run with the same seeds and so the same pretrained autoencoders as the dsc-l2 rows "
+        "to measure its effect at the presets' n; written before the runs, not made the preset."),
     "udll": (
         " `*-no-locality`: udll's preset with the locality weight gamma set to 0 (`w_local`), i.e. DSC-Net trained "
         "with UDLL's other settings (alpha, beta, epochs, encoder, pixel range), which differ from the dsc-l2 rows' "
@@ -121,12 +125,14 @@ def encoder_cell(preset: dict) -> str:
 
 
 def method_cell(r: dict) -> str:
-    """The method, what a row ran narrower than float32 (C's Adam moments, the products of C Z), whether it
-    started from DSC-Net's pretrained network and where its pseudo-supervision or locality weight differs from
-    the method's preset."""
+    """The method, what a row ran narrower than float32 (C's Adam moments, the products of C Z), C's start where
+    it is not the constant one, whether it started from DSC-Net's pretrained network and where its
+    pseudo-supervision or locality weight differs from the method's preset."""
     notes = [f"{what} in {r['preset'][field]}" for field, what in (("coef_state_dtype", "C's Adam moments"),
                                                                    ("matmul_dtype", "C Z products"))
              if r["preset"].get(field)]
+    if r["preset"].get("coef_start", "constant") != "constant":
+        notes.append(f"C from the {r['preset']['coef_start']} start")
     if r.get("init") == "reference":
         notes.append("from DSC-Net's pretrained network")
     if r.get("dataset") in presets.PRESETS[presets.METHODS[r["method"]].family]:

@@ -461,10 +461,10 @@ def peak_memory_bytes(device) -> tuple[int, str]:
 LARGE_STARTS = ("constant", "ridge")  # Preset.coef_start: DSC-Net's constant C, or jaxsc.train.ridge_start
 
 
-def large_case(n: int, finetune_steps: int, pretrain_steps: int) -> list[dict]:
+def large_case(n: int, finetune_steps: int, pretrain_steps: int, starts=LARGE_STARTS) -> list[dict]:
     """DSC-L2 end to end at ``n`` (module docstring, item 5): ``LARGE_CLUSTERS`` subspaces of dimension 5 in
     R^784, noise 0.05, min-max scaled to [0, 1] and shaped 28 x 28, the mnist-1000 preset's network and
-    ``LARGE_POST``; one pretraining, then a fine-tune and cluster stage from each of ``LARGE_STARTS``."""
+    ``LARGE_POST``; one pretraining, then a fine-tune and cluster stage from each start of C in ``starts``."""
     data = union_of_subspaces(LARGE_CLUSTERS, 5, 784, -(-n // LARGE_CLUSTERS), noise=0.05, seed=0)
     rows, y = data.x[:n], data.y[:n]
     x = ((rows - rows.min()) / (rows.max() - rows.min())).reshape(n, 28, 28, 1).astype(np.float32)
@@ -475,7 +475,7 @@ def large_case(n: int, finetune_steps: int, pretrain_steps: int) -> list[dict]:
     autoencoder = jax.block_until_ready(jaxsc.pretrain(x, base, seed=0, verbose=False))
     row["pretrain_s"] = time.perf_counter() - start
     return [large_fit(x, y, base.replace(coef_start=coef_start), autoencoder, {**row, "start": coef_start})
-            for coef_start in LARGE_STARTS]
+            for coef_start in starts]
 
 
 @jax.jit
@@ -867,6 +867,8 @@ def main() -> None:
     parser.add_argument("--large-steps", type=int, default=100, help="fine-tune steps of the large-n section")
     parser.add_argument("--large-pretrain-steps", type=int, default=500,
                         help="pretraining steps (mini-batches of 128) of the large-n section")
+    parser.add_argument("--large-starts", nargs="+", choices=LARGE_STARTS, default=list(LARGE_STARTS),
+                        help="starts of C in the large-n section, each a fine-tune from the same pretraining")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--dscnet-port", type=Path, default=None,
                         help="a checkout of github.com/XifengGuo/DSC-Net outside this repo (needs torch)")
@@ -893,7 +895,7 @@ def main() -> None:
     def large_rows():  # the file is rewritten after each size: a size that kills the process keeps the others
         rows = []
         for n in sorted(args.large):
-            rows.extend(large_case(n, args.large_steps, args.large_pretrain_steps))
+            rows.extend(large_case(n, args.large_steps, args.large_pretrain_steps, args.large_starts))
             built["large"] = large_section(rows)
             write_results(path, device, built)
         return built["large"]
