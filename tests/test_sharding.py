@@ -21,13 +21,20 @@ SCRIPT = textwrap.dedent('''
     assert len(split.coef.sharding.device_set) == 8, split.coef.sharding
     assert split.coef.sharding.shard_shape(split.coef.shape) == (5, 40)
     labels = [np.asarray(jaxsc.cluster_coef(f.coef, 3, preset.post).labels).tolist() for f in (single, split)]
-    from jaxsc._src.api import build_objective
+    from jaxsc._src.api import _finetune_problem, build_objective
+    for start in ("constant", "ridge"):  # C is created split: no device ever holds all of it
+        coef = _finetune_problem(x, preset.replace(coef_start=start), ae, 3, 0, mesh=mesh)[1]["coef"]
+        assert coef.sharding.shard_shape(coef.shape) == (5, 40), (start, coef.sharding)
+    ridge = [jaxsc.fit(x, preset.replace(coef_start="ridge"), ae, n_clusters=3, steps=0, mesh=m, verbose=False).coef
+             for m in (None, mesh)]
     objective = build_objective(preset, jaxsc.build_autoencoder(preset, x.shape[1:]))
     plans = [jaxsc.train.plan_train_memory(objective, single.params, x * preset.data_scale, mesh=m)
              for m in (None, mesh)]
     print(json.dumps({"loss": [single.history[-1][1], split.history[-1][1]],
                       "coef_diff": float(np.abs(np.asarray(single.coef) - np.asarray(split.coef)).max()),
                       "coef_scale": float(np.abs(np.asarray(single.coef)).max()), "labels": labels,
+                      "ridge_diff": float(np.abs(np.asarray(ridge[0]) - np.asarray(ridge[1])).max()),
+                      "ridge_scale": float(np.abs(np.asarray(ridge[0])).max()),
                       "plan_arguments": [p.argument_bytes for p in plans]}))
 ''')
 
@@ -48,6 +55,8 @@ def test_eight_host_devices_match_one():
     assert abs(single - split) <= 1e-4 * abs(single)
     assert result["coef_diff"] <= 1e-3 * result["coef_scale"]
     assert result["labels"][0] == result["labels"][1]
+    # the same start up to float32 rounding, which the ridge solve at this preset's reg = 1e-4 amplifies
+    assert result["ridge_diff"] <= 1e-3 * result["ridge_scale"]
     one, per_device = result["plan_arguments"]
     assert 0 < per_device < one  # XLA's per-device plan holds a row block of C and its Adam moments
 

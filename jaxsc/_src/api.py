@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from functools import partial
 from typing import Any, NamedTuple
 
 import flax.linen as nn
@@ -23,7 +24,8 @@ from jaxsc._src.methods.presets import Preset
 from jaxsc._src.methods.self_expressive import (COEF_STARTS, ReconstructionObjective, SelfExpressiveObjective,
                                                 init_self_expressive_params, ridge_start)
 from jaxsc._src.models.autoencoders import ConvAutoencoder, MLPAutoencoder
-from jaxsc._src.train.loop import EarlyStop, compile_train_step, train
+from jaxsc._src.models.self_expression import init_coefficients
+from jaxsc._src.train.loop import EarlyStop, compile_train_step, sample_matrix_shardings, train
 
 
 def build_autoencoder(preset: Preset, sample_shape: tuple[int, ...]) -> nn.Module:
@@ -85,7 +87,7 @@ def fit(x, preset: Preset, autoencoder_params: Any, *, n_clusters: int | None = 
     run, e.g. ``benchmarks/terms_trace.py``). ``compiled_step``: the step from :func:`compile_finetune_step`
     (:func:`jaxsc.train.train`'s).
     """
-    objective, params, data = _finetune_problem(x, preset, autoencoder_params, n_clusters, seed, extras)
+    objective, params, data = _finetune_problem(x, preset, autoencoder_params, n_clusters, seed, extras, mesh)
     steps = preset.finetune_steps if steps is None else steps
     result = train(objective, params, data, steps, early_stop=EarlyStop() if preset.early_stop else None,
                    log_every=max(steps // 10, 1) if log_every is None else log_every, verbose=verbose,
@@ -95,9 +97,9 @@ def fit(x, preset: Preset, autoencoder_params: Any, *, n_clusters: int | None = 
 
 
 def _finetune_problem(x, preset: Preset, autoencoder_params, n_clusters: int | None, seed: int,
-                      extras: dict | None = None):
+                      extras: dict | None = None, mesh=None):
     """``(objective, params, data)`` of :func:`fit`'s training; under ``jax.eval_shape`` with abstract
-    ``autoencoder_params``, their shapes and dtypes."""
+    ``autoencoder_params``, their shapes and dtypes. With ``mesh``, C is created split by rows over it."""
     x = check_samples(x) * preset.data_scale
     model = build_autoencoder(preset, x.shape[1:])
     check_module_parameters(autoencoder_params, model, x.shape[1:])
@@ -110,14 +112,27 @@ def _finetune_problem(x, preset: Preset, autoencoder_params, n_clusters: int | N
                                 jax.ShapeDtypeStruct((1, *x.shape[1:]), jnp.float32))
         head = dict(latent_dim=int(np.prod(latent.shape[1:])), n_clusters=n_clusters,
                     key=jax.random.PRNGKey(seed))
-    if preset.coef_start not in COEF_STARTS:
-        raise ValueError(f"unknown coef_start {preset.coef_start!r}; choose one of {COEF_STARTS}")
-    coef = ridge_start(objective, autoencoder_params, x) if preset.coef_start == "ridge" else preset.coef_init
-    params = init_self_expressive_params(autoencoder_params, x.shape[0], coef, **head)
+    params = init_self_expressive_params(autoencoder_params, x.shape[0],
+                                         initial_coef(objective, preset, autoencoder_params, x, mesh), **head)
     data = finetune_data(preset, model, autoencoder_params, x)
     if extras:
         data = {**(data if isinstance(data, dict) else {"x": data}), **extras}
     return objective, params, data
+
+
+def initial_coef(objective: SelfExpressiveObjective, preset: Preset, autoencoder_params, x, mesh=None):
+    """C's start (``preset.coef_start``): ``preset.coef_init`` (a number: C filled with it) or
+    :func:`jaxsc.train.ridge_start`; with ``mesh``, an ``(n, n)`` array created split by rows over it, so that no
+    device ever holds all of C (:func:`jaxsc.train.sample_matrix_shardings`)."""
+    if preset.coef_start not in COEF_STARTS:
+        raise ValueError(f"unknown coef_start {preset.coef_start!r}; choose one of {COEF_STARTS}")
+    n = x.shape[0]
+    if mesh is None:
+        return ridge_start(objective, autoencoder_params, x) if preset.coef_start == "ridge" else preset.coef_init
+    rows = sample_matrix_shardings(jax.ShapeDtypeStruct((n, n), jnp.float32), n, mesh)
+    if preset.coef_start == "ridge":
+        return jax.jit(ridge_start, static_argnums=0, out_shardings=rows)(objective, autoencoder_params, x)
+    return jax.jit(partial(init_coefficients, n, preset.coef_init), out_shardings=rows)()
 
 
 def compile_finetune_step(x, preset: Preset, *, n_clusters: int | None = None, seed: int = 0) -> CompiledAhead:
