@@ -97,7 +97,9 @@ SUITE_NOTES = {
         "`jaxsc.train.ridge_start` (`coef_start=\"ridge\"`: the exact minimiser of its self-expression and L2 "
         "terms for the pretrained network) instead of 1e-8 everywhere, an option for large n (`speed_cpu.md`, "
         "dense C at large n), run with the same seeds and so the same pretrained autoencoders as the dsc-l2 rows "
-        "to measure its effect at the presets' n; written before the runs, not made the preset."),
+        "to measure its effect at the presets' n; written before the runs, not made the preset. COIL20 from "
+        "jaxsc's pretraining has no such row: from the ridge start its fine-tune diverged (loss NaN at step 4 of "
+        "seed 0; 3840 latent columns for 1440 samples with diag(C) free, the case `ridge_start` warns of)."),
     "udll": (
         " `*-no-locality`: udll's preset with the locality weight gamma set to 0 (`w_local`), i.e. DSC-Net trained "
         "with UDLL's other settings (alpha, beta, epochs, encoder, pixel range), which differ from the dsc-l2 rows' "

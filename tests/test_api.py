@@ -84,7 +84,8 @@ def test_fit_from_the_ridge_start():
     """``coef_start="ridge"``: C starts at :func:`jaxsc.train.ridge_start` for the pretrained network (0 steps
     return it); an unknown start is named."""
     x, _ = digits_subset(per_class=10)
-    preset = jaxsc.presets.derive_preset(x.shape[1:]).replace(pretrain_steps=5, coef_start="ridge")
+    # diag(C) = 0: 160 latent columns for 30 samples, where a diag-free start would be close to C = I
+    preset = jaxsc.presets.derive_preset(x.shape[1:]).replace(pretrain_steps=5, coef_start="ridge", zero_diagonal=True)
     ae = jaxsc.pretrain(x, preset, verbose=False)
     start = jaxsc.fit(x, preset, ae, steps=0, verbose=False).coef
     objective = build_objective(preset, jaxsc.build_autoencoder(preset, x.shape[1:]))

@@ -123,17 +123,18 @@ def test_dsc_loss_terms_and_gradient():
 @pytest.mark.parametrize("w_raw, zero_diagonal", [(0.0, False), (0.4, True)])
 def test_ridge_start_minimises_the_quadratic_terms_in_c(w_raw, zero_diagonal):
     """C = argmin w_se ||Z - C Z||^2 + w_raw ||X - C X||^2 + w_reg ||C||^2 (diag(C) = 0 when constrained), against
-    numpy's row-by-row ridge on [sqrt(w_se) Z, sqrt(w_raw) X]; the gradient of those terms vanishes there."""
+    numpy's row-by-row ridge on [sqrt(w_se) Z, sqrt(w_raw) X]; the gradient of those terms vanishes there. 72
+    samples: 64 latent columns (Woodbury's form), with the raw pixels 128 (the n x n form)."""
     from conftest import numpy_ridge_coefficients
 
     model, ae = _autoencoder()
-    x = _images()
+    x = _images(72)
     objective = train.SelfExpressiveObjective(model, w_reg=0.3, w_se=2.0, w_raw=w_raw, zero_diagonal=zero_diagonal)
     coef = jax.jit(train.ridge_start, static_argnums=0)(objective, ae, x)
-    chex.assert_shape(coef, (24, 24))
+    chex.assert_shape(coef, (72, 72))
     assert coef.dtype == jnp.float32
     z = np.asarray(train.self_expressive_forward(model, {"autoencoder": ae, "coef": coef}, x)[0], np.float64)
-    rows = np.concatenate([np.sqrt(2.0) * z, np.sqrt(w_raw) * np.asarray(x, np.float64).reshape(24, -1)], axis=1)
+    rows = np.concatenate([np.sqrt(2.0) * z, np.sqrt(w_raw) * np.asarray(x, np.float64).reshape(72, -1)], axis=1)
     np.testing.assert_allclose(coef, numpy_ridge_coefficients(rows, 0.3, zero_diagonal), atol=2e-4)
     quadratic = dataclasses.replace(objective, w_rec=0.0)
     grad = jax.grad(lambda c: quadratic.loss({"autoencoder": ae, "coef": c}, x)[0])(coef)
@@ -144,8 +145,13 @@ def test_ridge_start_minimises_the_quadratic_terms_in_c(w_raw, zero_diagonal):
         train.ridge_start(dataclasses.replace(objective, penalty="l1"), ae, x)
     with pytest.raises(ValueError, match="w_reg=0.0"):
         train.ridge_start(dataclasses.replace(objective, w_reg=0.0), ae, x)
-    with pytest.raises(ValueError, match=r"coef_init must be a number or an \(24, 24\) array"):
-        train.init_self_expressive_params(ae, 24, coef[:3])
+    with pytest.raises(ValueError, match=r"coef_init must be a number or an \(72, 72\) array"):
+        train.init_self_expressive_params(ae, 72, coef[:3])
+    if w_raw:  # 128 columns for 72 samples: with diag(C) free each sample would express itself
+        with pytest.warns(UserWarning, match=r"ridge start with diag\(C\) free and 128 columns .* for 72 samples"):
+            start = train.ridge_start(dataclasses.replace(objective, zero_diagonal=False), ae, x)
+        off_diagonal = float(jnp.mean(jnp.abs(models.without_diagonal(start))))
+        assert float(jnp.mean(jnp.diagonal(start))) > 20 * off_diagonal  # close to C = I
 
 
 def test_distillation_term_from_teacher_features_or_precomputed_weights():

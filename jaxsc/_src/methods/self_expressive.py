@@ -26,6 +26,7 @@ raw-space term comes from the same product as C Z: C [Z, X].
 from __future__ import annotations
 
 import dataclasses
+import warnings
 from typing import Any
 
 import flax.linen as nn
@@ -268,8 +269,13 @@ def ridge_start(objective: SelfExpressiveObjective, autoencoder_params: Any, x: 
     factorisation). The reconstruction (through C Z) and the other terms are left to the fine-tune.
 
     Why: from a constant C, Adam moves every entry by about its learning rate per step whatever its gradient, and
-    at large n the entries of the minimiser are of order 1 / (samples per subspace), below that step:
+    at large n that is as much as the minimiser's typical entry; C ends flat, one magnitude everywhere:
     ``benchmarks/results/speed_cpu.md`` (dense C at large n) has the fine-tune from both starts.
+
+    Meant for F with fewer columns than samples (a small latent code at large n); below that, at the presets' n,
+    it lowered ORL's ACC (``rgrl_pssc.md``). With diag(C) free and F of rank n, each sample expresses itself: the minimiser is I - reg (F F^T + reg I)^-1, close to I
+    for a small reg, the trivial solution (COIL20 from DSC-Net's network, 3840 latent columns for 1440 samples:
+    ACC 0.11, ``rgrl_pssc.md``); a ``UserWarning`` says so.
 
     Raises:
       ValueError: without an L2 penalty of positive weight (no unique minimiser).
@@ -281,8 +287,12 @@ def ridge_start(objective: SelfExpressiveObjective, autoencoder_params: Any, x: 
                                                                         method="encode"))]
     if objective.w_raw > 0:
         columns.append(jnp.sqrt(objective.w_raw) * flatten(x).astype(columns[0].dtype))
-    return ridge_coefficients(jnp.concatenate(columns, axis=1), objective.w_reg,
-                              zero_diagonal=objective.zero_diagonal)
+    rows = jnp.concatenate(columns, axis=1)
+    if not objective.zero_diagonal and rows.shape[1] >= rows.shape[0]:
+        warnings.warn(f"ridge start with diag(C) free and {rows.shape[1]} columns (latent + raw) for "
+                      f"{rows.shape[0]} samples: each sample can express itself, so the start is close to C = I, the "
+                      "trivial solution; use zero_diagonal=True or coef_start='constant'", UserWarning, stacklevel=2)
+    return ridge_coefficients(rows, objective.w_reg, zero_diagonal=objective.zero_diagonal)
 
 
 def init_self_expressive_params(autoencoder_params: Any, n: int, coef_init: float | jax.Array, *,
