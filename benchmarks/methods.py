@@ -99,7 +99,11 @@ SUITE_NOTES = {
         "dense C at large n), run with the same seeds and so the same pretrained autoencoders as the dsc-l2 rows "
         "to measure its effect at the presets' n; written before the runs, not made the preset. COIL20 from "
         "jaxsc's pretraining has no such row: from the ridge start its fine-tune diverged (loss NaN at step 4 of "
-        "seed 0; 3840 latent columns for 1440 samples with diag(C) free, the case `ridge_start` warns of)."),
+        "seed 0; 3840 latent columns for 1440 samples with diag(C) free, the case `ridge_start` warns of). In the "
+        "large-scale table, dsc-l2 (the large-scale path's DSC-Net weights, 1 / 1 / 75) from the constant start and "
+        "`*-ridge-start` from the ridge start, the same seeds and so the same samples and pretrained MLP "
+        "autoencoders: the case the option is meant for (10 latent columns for 5000 samples); written before the "
+        "runs."),
     "udll": (
         " `*-no-locality`: udll's preset with the locality weight gamma set to 0 (`w_local`), i.e. DSC-Net trained "
         "with UDLL's other settings (alpha, beta, epochs, encoder, pixel range), which differ from the dsc-l2 rows' "
@@ -192,7 +196,7 @@ def write_table(out_dir: Path, suite: str) -> Path:
             s = r["summary"]
             secs = seconds_per_seed(r)
             paper = LARGE_SCALE_PAPER.get(r["method"])
-            lines.append(f"| {r['dataset']} | {r['method']} | {diagonal_cell(r)} | {r['subsample']} | {r['n']} | "
+            lines.append(f"| {r['dataset']} | {method_cell(r)} | {diagonal_cell(r)} | {r['subsample']} | {r['n']} | "
                          f"{len(r['seeds'])} | "
                          f"{mean_std(s, 'acc')} | {s['acc']['max']:.4f} | {mean_std(s, 'nmi')} | "
                          f"{'%.4f' % paper if paper else '-'} | {secs:.0f} | {r['peak_rss_gib']:.2f} | "
