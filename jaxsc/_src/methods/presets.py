@@ -65,7 +65,8 @@ class Preset:
 
     C starts the fine-tune at ``coef_init`` everywhere (``coef_start="constant"``, the papers' and every preset's),
     or at the exact minimiser of the objective's terms quadratic in C for the pretrained network
-    (``coef_start="ridge"``, L2 penalty only: :func:`jaxsc.train.ridge_start`), an option for large n.
+    (``coef_start="ridge"``, L2 penalty only: :func:`jaxsc.train.ridge_start`), an option: it recovered a synthetic
+    union of subspaces at large n where the constant start did not, and lowered ACC on real data (findings).
     """
 
     kernels: tuple[int, ...]

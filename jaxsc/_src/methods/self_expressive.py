@@ -272,10 +272,11 @@ def ridge_start(objective: SelfExpressiveObjective, autoencoder_params: Any, x: 
     at large n that is as much as the minimiser's typical entry; C ends flat, one magnitude everywhere:
     ``benchmarks/results/speed_cpu.md`` (dense C at large n) has the fine-tune from both starts.
 
-    Meant for F with fewer columns than samples (a small latent code at large n); at the presets' n it lowered
-    ORL's ACC (``rgrl_pssc.md``). With diag(C) free and F of rank n each sample expresses itself: the minimiser
-    is I - reg (F F^T + reg I)^-1, close to I for a small reg, the trivial solution (COIL20 from DSC-Net's
-    network, 3840 latent columns for 1440 samples: ACC 0.11, ``rgrl_pssc.md``); a ``UserWarning`` says so.
+    Meant for F with fewer columns than samples (a small latent code at large n); on mnist-test's large-scale path
+    (10 latent columns, 5000 samples) and at the presets' n (ORL) it lowered ACC (``rgrl_pssc.md``). With diag(C)
+    free and F of rank n each sample expresses itself: the minimiser is I - reg (F F^T + reg I)^-1, close to I for
+    a small reg, the trivial solution (COIL20 from DSC-Net's network, 3840 latent columns for 1440 samples: ACC
+    0.11, ``rgrl_pssc.md``); a ``UserWarning`` says so.
 
     Raises:
       ValueError: without an L2 penalty of positive weight (no unique minimiser).
