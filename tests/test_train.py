@@ -154,6 +154,21 @@ def test_ridge_start_minimises_the_quadratic_terms_in_c(w_raw, zero_diagonal):
         assert float(jnp.mean(jnp.diagonal(start))) > 20 * off_diagonal  # close to C = I
 
 
+@pytest.mark.parametrize("zero_diagonal", [False, True])
+def test_given_c_is_donated_and_the_rest_copied(zero_diagonal):
+    """``give_sample_matrices``: the caller's C is written over by the loop (deleted afterwards: no second n x n
+    array alive through the run), the network's leaves are copied as always, and training is unchanged."""
+    model, ae = _autoencoder()
+    x = _images()
+    objective = train.SelfExpressiveObjective(model, zero_diagonal=zero_diagonal)
+    kept = train.train(objective, train.init_self_expressive_params(ae, 24, 1e-4), x, 3, verbose=False)
+    params = train.init_self_expressive_params(ae, 24, 1e-4)
+    given = train.train(objective, params, x, 3, verbose=False, give_sample_matrices=True)
+    assert params["coef"].is_deleted()
+    assert not any(leaf.is_deleted() for leaf in jax.tree.leaves(params["autoencoder"]))
+    chex.assert_trees_all_close(kept.params, given.params)
+
+
 def test_distillation_term_from_teacher_features_or_precomputed_weights():
     """``{'teacher': T}`` builds the row-normalised heat kernel W in the loss; ``{'teacher_weights': W}`` uses W as
     given: the same loss and gradient. Without either the message names both keys."""

@@ -92,7 +92,7 @@ def fit(x, preset: Preset, autoencoder_params: Any, *, n_clusters: int | None = 
     result = train(objective, params, data, steps, early_stop=EarlyStop() if preset.early_stop else None,
                    log_every=max(steps // 10, 1) if log_every is None else log_every, verbose=verbose,
                    desc="fine-tune", mesh=mesh, stop_check=stop_check, check_memory=check_memory,
-                   compiled_step=compiled_step)
+                   compiled_step=compiled_step, give_sample_matrices=True)
     return FitResult(result.params, result.params["coef"], result.history, result.steps)
 
 

@@ -226,12 +226,13 @@ def train(objective, params, data, steps: int, *, key: jax.Array | None = None, 
           early_stop: EarlyStop | None = None, log_every: int = 50, verbose: bool = True,
           desc: str = "train", mesh: Mesh | None = None,
           stop_check: Callable[[Any], bool] | None = None, check_memory: bool = True,
-          compiled_step: CompiledAhead | None = None) -> TrainResult:
+          compiled_step: CompiledAhead | None = None, give_sample_matrices: bool = False) -> TrainResult:
     """Run ``steps`` optimiser steps of ``objective`` from ``params``.
 
     Args:
       objective: see the module docstring.
-      params: initial parameters (a pytree); they are copied, the caller's arrays are not donated.
+      params: initial parameters (a pytree); they are copied, the caller's arrays are not donated (but see
+        ``give_sample_matrices``).
       data: array or pytree of arrays with the samples on axis 0.
       steps: number of steps (full-batch: epochs).
       key: PRNG key for mini-batch order.
@@ -251,6 +252,10 @@ def train(objective, params, data, steps: int, *, key: jax.Array | None = None, 
       compiled_step: the step from :func:`compile_train_step`, run when it was compiled for this training (the
         same objective, batch size and early stop; state and data of its shapes on its device); otherwise the
         jitted step runs.
+      give_sample_matrices: the ``(n, n)`` leaves of ``params`` (C) are not copied but donated to the first step,
+        which writes over them, so that the caller's C does not stay alive beside the loop's for the whole run (one
+        n x n array more than XLA's plan); the caller must not use them afterwards (:func:`jaxsc.fit` creates C
+        itself and gives it).
     """
     if steps < 0:
         raise ValueError(f"steps must be >= 0, got {steps}")
@@ -266,7 +271,10 @@ def train(objective, params, data, steps: int, *, key: jax.Array | None = None, 
         if free is not None and 4 * square_bytes(params, n) / per_device > 0.25 * free:
             check_train_memory(plan_train_memory(objective, params, data, batch_size=batch_size,
                                                  early_stop=early_stop, mesh=mesh))
-    params = jax.tree.map(jnp.array, params)  # own copies: the step donates them
+    def own(leaf):  # the loop's copy, which the step donates, but of a sample matrix the caller gives
+        return leaf if give_sample_matrices and jnp.shape(leaf) == (n, n) else jnp.array(leaf)
+
+    params = jax.tree.map(own, params)
     if getattr(objective, "constrain", None) is not None:
         params = _constrained_copy(objective, params)
     state = _initial_state(objective, params, data, batch_size)
