@@ -246,14 +246,28 @@ class TopEigenpairsTest(chex.TestCase):
             values, _ = cluster.top_eigenpairs(jnp.asarray(m), 3, method=method, iters=iters, degree=2)
             np.testing.assert_allclose(values, np.linspace(2.0, 1.0, 60)[:3], rtol=1e-6)
 
+    def test_a_small_gap_at_k_falls_back_to_eigh(self):
+        # A bulk of eigenvalues starts 1e-4 below the third (3e-5 of the largest): residuals that pass rtol = 1e-3
+        # still let the third vector mix with the bulk; the Davis-Kahan bound catches it and eigh answers.
+        m, basis, spectrum = _known_spectrum(top=(3.0, 2.5, 2.0), bulk_top=1.9999)
+        for method in ("lobpcg", "chebyshev"):
+            loose_values, loose = cluster.top_eigenpairs(jnp.asarray(m), 3, method=method, max_angle=np.inf)
+            values, vectors = cluster.top_eigenpairs(jnp.asarray(m), 3, method=method)
+            exact = np.abs(np.sum(np.asarray(vectors) * basis[:, :3], axis=0))
+            mixed = np.abs(np.sum(np.asarray(loose) * basis[:, :3], axis=0))
+            np.testing.assert_allclose(exact, 1.0, atol=1e-5)
+            assert mixed[2] < 1.0 - 1e-4, (method, mixed)  # what the residual test alone accepted
+            np.testing.assert_allclose(values, spectrum[:3], rtol=1e-5)
+            np.testing.assert_allclose(loose_values, spectrum[:3], rtol=1e-3)
+
     def test_unknown_method(self):
         with pytest.raises(ValueError, match="unknown eigensolver"):
             cluster.top_eigenpairs(jnp.eye(30), 2, method="arpack")
 
 
-def _known_spectrum(n=150, top=(3.0, 2.5, 2.0, 1.8, 1.7), seed=7):
+def _known_spectrum(n=150, top=(3.0, 2.5, 2.0, 1.8, 1.7), seed=7, bulk_top=1.0):
     basis, _ = np.linalg.qr(np.random.default_rng(seed).standard_normal((n, n)))
-    spectrum = np.concatenate([top, np.linspace(1.0, -0.5, n - len(top))])
+    spectrum = np.concatenate([top, np.linspace(bulk_top, -0.5, n - len(top))])
     return ((basis * spectrum) @ basis.T).astype(np.float32), basis, spectrum
 
 
@@ -305,6 +319,21 @@ class ChebyshevSubspaceTest(chex.TestCase):
         np.testing.assert_allclose(np.abs(np.sum(np.asarray(result.vectors[:, :5]) * basis[:, :5], axis=0)), 1.0,
                                    atol=1e-4)
         np.testing.assert_allclose(np.asarray(result.vectors.T @ result.vectors), np.eye(9), atol=1e-4)
+
+    @chex.variants(with_jit=True, without_jit=True)
+    def test_angle_bound_matches_its_definition(self):
+        m, _, _ = _known_spectrum()
+        start = jax.random.normal(jax.random.PRNGKey(3), (150, 9))
+        for wanted in (5, 9):
+            result = self.variant(lambda a, x, wanted=wanted: cluster.chebyshev_subspace(
+                lambda v: a @ v, x, -0.5, iters=3, wanted=wanted))(jnp.asarray(m), start)
+            v, theta = np.asarray(result.vectors, np.float64), np.asarray(result.values, np.float64)
+            residuals = m @ v[:, :wanted] - v[:, :wanted] * theta[:wanted]
+            expected = np.linalg.norm(residuals) / (theta[wanted - 1] - theta[wanted]) if wanted < 9 else np.inf
+            np.testing.assert_allclose(float(result.angle_bound), expected, rtol=1e-3)
+            np.testing.assert_allclose(float(result.residual),
+                                       np.linalg.norm(residuals, axis=0).max() / np.abs(theta[:wanted]).max(),
+                                       rtol=1e-3)
 
     def test_a_loose_lower_bound_still_converges(self):
         m, _, spectrum = _known_spectrum()

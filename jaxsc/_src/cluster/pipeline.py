@@ -34,9 +34,9 @@ class PostConfig(NamedTuple):
       n_init: k-means restarts when ``assign="kmeans"``.
       solver: ``"dense"`` (eigh of S and of the n x n affinity), ``"randomized"`` (the top singular vectors of S
         by randomized subspace iteration, approximate; the dense affinity; its top K eigenvectors by
-        Chebyshev-filtered subspace iteration, accepted only when its residuals pass, else eigh:
-        :func:`jaxsc.cluster.top_eigenpairs`; on a trained COIL20 C, labels at ARI 0.91-1.00 to the dense
-        solver's over 3 keys (0.86-1.00 on another: README): :func:`jaxsc.cluster.randomized_top_subspace`),
+        Chebyshev-filtered subspace iteration, accepted only when its residuals and its Davis-Kahan angle
+        bound pass, else eigh: :func:`jaxsc.cluster.top_eigenpairs`; on a trained COIL20 C, labels at ARI
+        0.995-0.997 to the dense solver's over 3 keys: :func:`jaxsc.cluster.randomized_top_subspace`),
         ``"iterative"`` (randomized SVD, a sparse top-k affinity and Chebyshev-filtered subspace iteration:
         :mod:`jaxsc.cluster.large`; svd affinity only; approximate), or ``"auto"``: iterative when
         n > ``LARGE_N``, else dense.
