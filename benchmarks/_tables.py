@@ -31,7 +31,8 @@ def _merge(old: list[dict], new: list[dict]) -> list[dict]:
 # Preset fields added after results were saved, with the value the code had before them: a saved preset without
 # the field is compared as if it had this value.
 ADDED_FIELDS = {"distill_form": "sum", "nce_reduction": "mean", "inner_coef": "step", "meta_pretrain_steps": 0,
-                "inner_max_relative_step": None, "target": "p2", "matmul_dtype": None, "coef_start": "constant"}
+                "inner_max_relative_step": None, "target": "p2", "matmul_dtype": None, "coef_start": "constant",
+                "coef_lr": None}
 # Preset fields that act only when a switch of the same preset is on (LRSC's ablation rows): where the switch is
 # off the field is left out of the comparison, so a row without the module merges across changes of its form.
 SWITCHED_FIELDS = {"distill_form": "distill", "nce_reduction": "nce", "inner_coef": "meta",

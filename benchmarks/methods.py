@@ -132,13 +132,15 @@ def encoder_cell(preset: dict) -> str:
 
 def method_cell(r: dict) -> str:
     """The method, what a row ran narrower than float32 (C's Adam moments, the products of C Z), C's start where
-    it is not the constant one, whether it started from DSC-Net's pretrained network and where its
-    pseudo-supervision or locality weight differs from the method's preset."""
+    it is not the constant one, C's learning rate where it is not the network's, whether it started from DSC-Net's
+    pretrained network and where its pseudo-supervision or locality weight differs from the method's preset."""
     notes = [f"{what} in {r['preset'][field]}" for field, what in (("coef_state_dtype", "C's Adam moments"),
                                                                    ("matmul_dtype", "C Z products"))
              if r["preset"].get(field)]
     if r["preset"].get("coef_start", "constant") != "constant":
         notes.append(f"C from the {r['preset']['coef_start']} start")
+    if r["preset"].get("coef_lr") is not None:
+        notes.append(f"C's learning rate {r['preset']['coef_lr']:g}")
     if r.get("init") == "reference":
         notes.append("from DSC-Net's pretrained network")
     if r.get("dataset") in presets.PRESETS[presets.METHODS[r["method"]].family]:

@@ -95,6 +95,22 @@ def test_fit_from_the_ridge_start():
         jaxsc.fit(x, preset.replace(coef_start="zero"), ae, steps=0, verbose=False)
 
 
+def test_coef_lr_sets_the_rate_of_c_alone():
+    """Adam's first step moves every parameter by its learning rate (times the sign of its gradient): C by
+    ``coef_lr``, the network by ``finetune_lr``; without ``coef_lr`` both by ``finetune_lr``."""
+    preset = jaxsc.presets.derive_preset((8, 8, 1)).replace(finetune_lr=1e-3)
+    model = jaxsc.build_autoencoder(preset, (8, 8, 1))
+    params = {"ae": {"w": jnp.ones((3, 2))}, "coef": jnp.ones((4, 4))}
+    grads = jax.tree.map(lambda p: jnp.full_like(p, 0.5), params)
+    for coef_lr, expected in ((None, 1e-3), (2e-4, 2e-4)):
+        optimizer = build_objective(preset.replace(coef_lr=coef_lr), model).optimizer()
+        updates, _ = optimizer.update(grads, optimizer.init(params), params)
+        np.testing.assert_allclose(updates["coef"], -expected, rtol=1e-4)
+        np.testing.assert_allclose(updates["ae"]["w"], -1e-3, rtol=1e-4)
+    with pytest.raises(ValueError, match=r"C's learning rate must be positive, got coef_lr = 0.0"):
+        build_objective(preset.replace(coef_lr=0.0), model)
+
+
 def test_bad_input_messages():
     x, _ = digits_subset(per_class=5)
     with pytest.raises(ValueError, match="n_clusters must lie in 2..n = 15, got 16"):

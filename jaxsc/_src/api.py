@@ -37,10 +37,14 @@ def build_autoencoder(preset: Preset, sample_shape: tuple[int, ...]) -> nn.Modul
 
 def build_objective(preset: Preset, model: nn.Module) -> SelfExpressiveObjective:
     """The fine-tuning objective a preset describes: every field the two share by name (loss weights and forms,
-    dtypes, ``zero_diagonal``), and ``finetune_lr`` as the rate of both the network and C."""
+    dtypes, ``zero_diagonal``), ``finetune_lr`` as the network's rate and ``coef_lr`` as C's (default
+    ``finetune_lr``)."""
     shared = ({f.name for f in dataclasses.fields(SelfExpressiveObjective)}
               & {f.name for f in dataclasses.fields(Preset)})
-    return SelfExpressiveObjective(model, lr_net=preset.finetune_lr, lr_coef=preset.finetune_lr,
+    coef_lr = preset.finetune_lr if preset.coef_lr is None else preset.coef_lr
+    if not coef_lr > 0:
+        raise ValueError(f"C's learning rate must be positive, got coef_lr = {preset.coef_lr!r}")
+    return SelfExpressiveObjective(model, lr_net=preset.finetune_lr, lr_coef=coef_lr,
                                    **{name: getattr(preset, name) for name in sorted(shared)})
 
 

@@ -67,6 +67,11 @@ class Preset:
     or at the exact minimiser of the objective's terms quadratic in C for the pretrained network
     (``coef_start="ridge"``, L2 penalty only: :func:`jaxsc.train.ridge_start`), an option: it recovered a synthetic
     union of subspaces at large n where the constant start did not, and lowered ACC on real data (findings).
+
+    ``finetune_lr`` is the Adam learning rate of the network and, unless ``coef_lr`` is given, of C: Adam moves
+    every entry of C by about its learning rate a step, whatever n, while the entries of a self-expressive C
+    shrink as n grows (about 1 / points per subspace), so a rate set at n ~ 1000 can be too large at n = 10,000
+    (``benchmarks/results/speed_cpu.md``, large-n section).
     """
 
     kernels: tuple[int, ...]
@@ -95,6 +100,7 @@ class Preset:
     matmul_dtype: str | None = None
     finetune_steps: int = 100
     finetune_lr: float = 1e-3
+    coef_lr: float | None = None
     pretrain_steps: int = 3000
     pretrain_lr: float = 1e-3
     pretrain_batch: int | None = 128
