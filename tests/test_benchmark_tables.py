@@ -118,6 +118,12 @@ def test_methods_method_cell_names_what_ran_narrow(methods):
     assert methods.method_cell(both) == "dsc-l2 (C's Adam moments in bfloat16, C Z products in bfloat16)"
 
 
+def test_methods_method_cell_names_c_s_own_learning_rate(methods):
+    row = {"method": "dsc-l2", "preset": {"kernels": [3], "coef_lr": None}}
+    assert methods.method_cell(row) == "dsc-l2"
+    assert methods.method_cell({**row, "preset": {"coef_lr": 2e-4}}) == "dsc-l2 (C's learning rate 0.0002)"
+
+
 def test_methods_method_cell_names_a_changed_pseudo_graph(methods):
     """A PSSC row whose pseudo-graph form or weight differs from its dataset's preset says so; the preset's own
     rows and the ablation without pseudo-supervision show the method alone."""
