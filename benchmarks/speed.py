@@ -20,8 +20,8 @@
 5. Dense C at large n (``--large N ...``): DSC-L2 end to end (pretraining, full-batch fine-tune with the dense
    n x n C, the cluster stage, which takes its iterative solver past ``jaxsc.cluster.LARGE_N``) on n MNIST-shaped
    samples of a union of subspaces, each stage timed to its finished result, with the peak memory and the
-   accuracy on the subspace labels, from each start of C (``LARGE_STARTS``: constant, constant with C's rate
-   scaled to n, ridge). C's Adam
+   accuracy on the subspace labels, from each start of C (``LARGE_STARTS``: constant; constant with C's rate,
+   or C's and the network's, scaled to n; ridge). C's Adam
    moments are float32 where ``jaxsc.fit``'s memory check passes, else bfloat16 (the issue's n = 70,000 on one
    80 GB GPU needs them).
 6. LRSC distillation (``--sections distill``): the full-batch LRSC fine-tune step (distillation + InfoNCE) on
@@ -460,19 +460,23 @@ def peak_memory_bytes(device) -> tuple[int, str]:
 
 
 # The fine-tunes of the large-n section, each from the same pretraining: DSC-Net's constant C at the preset's
-# rate; the same with C's rate scaled to n (Preset.coef_lr = finetune_lr * LARGE_LR_N / n, see large_variant); or
-# C from jaxsc.train.ridge_start at the preset's rate.
-LARGE_STARTS = ("constant", "constant-lr-per-n", "ridge")
-LARGE_LR_N = 1000  # the n of the mnist-1000 preset, whose finetune_lr (DSC-Net's 1e-3) C keeps at this n
+# rate; the same with C's rate alone scaled to n (Preset.coef_lr), or the rates of C and of the network both
+# (Preset.finetune_lr), see large_variant; or C from jaxsc.train.ridge_start at the preset's rate.
+LARGE_STARTS = ("constant", "constant-coef-lr-per-n", "constant-lr-per-n", "ridge")
+LARGE_LR_N = 1000  # the n of the mnist-1000 preset, whose finetune_lr (DSC-Net's 1e-3) is kept at this n
 
 
 def large_variant(base, start: str, n: int):
-    """The preset of one fine-tune of the large-n section (:data:`LARGE_STARTS`). ``constant-lr-per-n``: Adam moves
-    every entry of C by about its learning rate a step, and the entries of the self-expressive C of n points on a
-    fixed number of subspaces shrink like 1/n, so C's rate is scaled by ``LARGE_LR_N / n`` (fixed before any run
-    with it; at n = 5000 and 10,000 it was first checked with the subspace labels, 2026-12-07)."""
-    if start == "constant-lr-per-n":
+    """The preset of one fine-tune of the large-n section (:data:`LARGE_STARTS`). Adam moves every entry of C by
+    about its learning rate a step, and the entries of the self-expressive C of n points on a fixed number of
+    subspaces shrink like 1/n: ``constant-coef-lr-per-n`` scales C's rate by ``LARGE_LR_N / n``,
+    ``constant-lr-per-n`` the network's too. (An exploration with the subspace labels, 2026-12-07: both rates
+    scaled recovered the subspaces at n = 5000, and at n = 10,000 with the rate this rule gave before the run;
+    C's rate alone did not at n = 5000.)"""
+    if start == "constant-coef-lr-per-n":
         return base.replace(coef_lr=base.finetune_lr * LARGE_LR_N / n)
+    if start == "constant-lr-per-n":
+        return base.replace(finetune_lr=base.finetune_lr * LARGE_LR_N / n)
     return base.replace(coef_start=start)
 
 
@@ -519,7 +523,7 @@ def large_fit(x, y, base, autoencoder, row: dict) -> dict:
     else:
         return {**row, "refused": "the fine-tune does not fit even with bfloat16 moments (see the printed messages)"}
     row.update(state=state_dtype or "float32", finetune_s=time.perf_counter() - start, steps=fitted.steps,
-               coef_lr=preset.finetune_lr if preset.coef_lr is None else preset.coef_lr,
+               coef_lr=preset.finetune_lr if preset.coef_lr is None else preset.coef_lr, net_lr=preset.finetune_lr,
                contrast=float(coefficient_contrast(fitted.coef)))
     start = time.perf_counter()
     clustered = jaxsc.cluster_coef(fitted.coef, LARGE_CLUSTERS, preset.post)
@@ -541,26 +545,27 @@ def large_section(rows: list) -> list[str]:
         f"3x3@5), C dense n x n, cluster stage threshold {LARGE_POST.threshold}, subspace_dim "
         f"{LARGE_POST.subspace_dim}, power {LARGE_POST.power:g}, C - diag(C) + I. One pretraining per n (`pretrain "
         "s`), then the fine-tunes (`C start`): `constant` (`Preset.coef_start`: 1e-8 everywhere, DSC-Net's and "
-        "every preset's), `constant-lr-per-n` (the same with C's Adam rate `C lr` = 1e-3 x 1000 / n, "
-        "`Preset.coef_lr`; `speed.large_variant`) or `ridge` (`jaxsc.train.ridge_start`: the exact minimiser of "
+        "every preset's), the same with Adam's rate 1e-3 x 1000 / n for C alone (`constant-coef-lr-per-n`, "
+        "`Preset.coef_lr`) or for C and the network (`constant-lr-per-n`, `Preset.finetune_lr`; "
+        "`speed.large_variant`), or `ridge` (`jaxsc.train.ridge_start`: the exact minimiser of "
         "the objective's terms quadratic in C for the pretrained network, computed inside `fine-tune s`). Each "
         "stage timed to its finished result, compilation included. `C state`: dtype of C's Adam moments "
         f"(float32 where `jaxsc.fit`'s memory check passed, else bfloat16). `peak`: the {what} since the process "
         "started, sizes in increasing order. `contrast`: mean_i max_j |C_ij| / mean |C_ij| of the fitted C "
         "(label free; about 1 when C has one magnitude everywhere). ACC and NMI against the subspace labels, a "
         "check that the run learned something rather than a benchmark; the ridge start was motivated by the "
-        "constant start's contrast (see `ridge_start`'s docstring), the rate per n by the same diagnosis and "
-        "checked with the labels at n = 5000 and 10,000 before this run.",
-        ["n", "C alone GiB", "C start", "C lr", "C state", "pretrain s", "fine-tune steps", "fine-tune s", "cluster solver",
+        "constant start's contrast (see `ridge_start`'s docstring), the rates per n by the same diagnosis and "
+        "explored with the labels at n = 5000 and 10,000 before this run (`large_variant`'s docstring).",
+        ["n", "C alone GiB", "C start", "C lr", "net lr", "C state", "pretrain s", "fine-tune steps", "fine-tune s", "cluster solver",
          "cluster s", "peak GiB", "contrast", "ACC", "NMI"])
     notes = []
     for r in rows:
         head = f"| {r['n']} | {r['coef_gib']:.2f} | {r.get('start', 'constant')} |"
         if "refused" in r:
-            lines.append(f"{head} - | - | {r['pretrain_s']:.1f} | - | - | - | - | - | - | - | - |")
+            lines.append(f"{head} - | - | - | {r['pretrain_s']:.1f} | - | - | - | - | - | - | - | - |")
             notes.append(f"n = {r['n']}, {r['start']} start: {r['refused']}.")
             continue
-        lines.append(f"{head} {r['coef_lr']:g} | {r['state']} | {r['pretrain_s']:.1f} | {r['steps']} | {r['finetune_s']:.1f} | "
+        lines.append(f"{head} {r['coef_lr']:g} | {r['net_lr']:g} | {r['state']} | {r['pretrain_s']:.1f} | {r['steps']} | {r['finetune_s']:.1f} | "
                      f"{r['solver']} | {r['cluster_s']:.1f} | {r['peak_bytes'] / gib:.2f} | {r['contrast']:.1f} | "
                      f"{r['acc']:.4f} | {r['nmi']:.4f} |")
     return lines + ([""] + notes if notes else [])

@@ -19,18 +19,20 @@ def test_large_case_falls_back_to_bfloat16_moments_and_reports_the_iterative_sta
 
     monkeypatch.setattr(speed.jaxsc, "fit", fit)
     rows = speed.large_case(400, finetune_steps=4, pretrain_steps=4)
-    assert tried == [None, "bfloat16"] * 3
-    assert [row["start"] for row in rows] == ["constant", "constant-lr-per-n", "ridge"]
-    assert [row["coef_lr"] for row in rows] == [1e-3, 1e-3 * 1000 / 400, 1e-3]
+    assert tried == [None, "bfloat16"] * 4
+    assert [row["start"] for row in rows] == ["constant", "constant-coef-lr-per-n", "constant-lr-per-n", "ridge"]
+    assert [(row["coef_lr"], row["net_lr"]) for row in rows] == [(1e-3, 1e-3), (2.5e-3, 1e-3), (2.5e-3, 2.5e-3),
+                                                                 (1e-3, 1e-3)]
     for row in rows:
         assert (row["n"], row["state"], row["steps"], row["solver"]) == (400, "bfloat16", 4, "iterative")
         assert 0 < row["acc"] <= 1 and row["peak_bytes"] > 0 and row["cluster_s"] > 0 and row["contrast"] >= 1
-    assert rows[0]["pretrain_s"] == rows[1]["pretrain_s"] == rows[2]["pretrain_s"]  # one pretraining for all
+    assert len({row["pretrain_s"] for row in rows}) == 1  # one pretraining for all
     refused = {"n": 500, "coef_gib": 0.001, "pretrain_s": 1.0, "start": "ridge", "refused": "does not fit"}
     lines = speed.large_section([*rows, refused])
     assert lines[0] == "## Dense C at large n: DSC-L2 end to end"
-    for start, rate in (("constant", "0.001"), ("constant-lr-per-n", "0.0025"), ("ridge", "0.001")):
-        assert any(line.startswith(f"| 400 | 0.00 | {start} | {rate} | bfloat16 |") and "| iterative |" in line
+    for start, rates in (("constant", "0.001 | 0.001"), ("constant-coef-lr-per-n", "0.0025 | 0.001"),
+                         ("constant-lr-per-n", "0.0025 | 0.0025"), ("ridge", "0.001 | 0.001")):
+        assert any(line.startswith(f"| 400 | 0.00 | {start} | {rates} | bfloat16 |") and "| iterative |" in line
                    for line in lines)
     assert len({line.count("|") for line in lines if line.startswith("| ")}) == 1  # every row has every column
     assert lines[-1] == "n = 500, ridge start: does not fit."
