@@ -103,11 +103,11 @@ SUITE_NOTES = {
         "large-scale table, dsc-l2 (the large-scale path's DSC-Net weights, 1 / 1 / 75) from the constant start and "
         "`*-ridge-start` from the ridge start, the same seeds and so the same samples and pretrained MLP "
         "autoencoders: the case the option is meant for (10 latent columns for 5000 samples); written before the "
-        "runs. `*-coef-lr-per-n` (large-scale table): dsc-l2 from the constant start with C's Adam rate scaled to "
-        "the sample's size, 1e-3 x 1000 / 5000 = 2e-4 (`coef_lr`; the rule of `speed_cpu.md`'s large-n section, "
-        "which recovered the synthetic subspaces at n = 5000 to 20,000), the network's rate and the path's 30 steps "
-        "unchanged, the same seeds, samples and pretrained MLP autoencoders as the dsc-l2 row; rate and steps "
-        "fixed before the run."),
+        "runs. `*-lr-per-n` and `*-coef-lr-per-n` (large-scale table): dsc-l2 from the constant start with Adam's "
+        "rate scaled to the sample's size, 1e-3 x 1000 / 5000 = 2e-4, for C and the network (`finetune_lr`) or for "
+        "C alone (`coef_lr`), the two rules of `speed_cpu.md`'s large-n section (`speed.large_variant`), the path's "
+        "30 steps unchanged, the same seeds, samples and pretrained MLP autoencoders as the dsc-l2 row; rates and "
+        "steps fixed before the runs."),
     "udll": (
         " `*-no-locality`: udll's preset with the locality weight gamma set to 0 (`w_local`), i.e. DSC-Net trained "
         "with UDLL's other settings (alpha, beta, epochs, encoder, pixel range), which differ from the dsc-l2 rows' "
