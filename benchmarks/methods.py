@@ -137,7 +137,8 @@ def encoder_cell(preset: dict) -> str:
 def method_cell(r: dict) -> str:
     """The method, what a row ran narrower than float32 (C's Adam moments, the products of C Z), C's start where
     it is not the constant one, C's learning rate where it is not the network's, whether it started from DSC-Net's
-    pretrained network and where its pseudo-supervision or locality weight differs from the method's preset."""
+    pretrained network and where its learning rate, pseudo-supervision or locality weight differs from the method's
+    preset (the large-scale path's, for rows that ran it)."""
     notes = [f"{what} in {r['preset'][field]}" for field, what in (("coef_state_dtype", "C's Adam moments"),
                                                                    ("matmul_dtype", "C Z products"))
              if r["preset"].get(field)]
@@ -147,8 +148,14 @@ def method_cell(r: dict) -> str:
         notes.append(f"C's learning rate {r['preset']['coef_lr']:g}")
     if r.get("init") == "reference":
         notes.append("from DSC-Net's pretrained network")
-    if r.get("dataset") in presets.PRESETS[presets.METHODS[r["method"]].family]:
+    preset = None
+    if r.get("subsample"):
+        preset = presets.large_scale_preset(r["method"], r["n_clusters"], r["subsample"])
+    elif r.get("dataset") in presets.PRESETS[presets.METHODS[r["method"]].family]:
         preset = presets.get_preset(r["dataset"], (), r["method"])
+    if preset is not None:
+        if r["preset"].get("finetune_lr", preset.finetune_lr) != preset.finetune_lr:
+            notes.append(f"learning rate {r['preset']['finetune_lr']:g}")
         if r["preset"].get("w_graph") and \
                 (r["preset"]["graph_form"], r["preset"]["w_graph"]) != (preset.graph_form, preset.w_graph):
             notes.append(f"{r['preset']['graph_form']} pseudo-graph at weight {r['preset']['w_graph']:g}")

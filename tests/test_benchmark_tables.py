@@ -122,6 +122,9 @@ def test_methods_method_cell_names_c_s_own_learning_rate(methods):
     row = {"method": "dsc-l2", "preset": {"kernels": [3], "coef_lr": None}}
     assert methods.method_cell(row) == "dsc-l2"
     assert methods.method_cell({**row, "preset": {"coef_lr": 2e-4}}) == "dsc-l2 (C's learning rate 0.0002)"
+    large = {"method": "dsc-l2", "dataset": "mnist-test", "subsample": 5000, "n_clusters": 10}
+    assert methods.method_cell({**large, "preset": {"finetune_lr": 1e-3}}) == "dsc-l2"
+    assert methods.method_cell({**large, "preset": {"finetune_lr": 2e-4}}) == "dsc-l2 (learning rate 0.0002)"
 
 
 def test_methods_method_cell_names_a_changed_pseudo_graph(methods):
