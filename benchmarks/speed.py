@@ -556,7 +556,8 @@ def large_section(rows: list) -> list[str]:
         "check that the run learned something rather than a benchmark; the ridge start was motivated by the "
         "constant start's contrast (see `ridge_start`'s docstring), the rates per n by the same diagnosis and "
         "explored with the labels at n = 5000 and 10,000 before this run (`large_variant`'s docstring).",
-        ["n", "C alone GiB", "C start", "C lr", "net lr", "C state", "pretrain s", "fine-tune steps", "fine-tune s", "cluster solver",
+        ["n", "C alone GiB", "C start", "C lr", "net lr", "C state", "pretrain s", "fine-tune steps", "fine-tune s",
+         "cluster solver",
          "cluster s", "peak GiB", "contrast", "ACC", "NMI"])
     notes = []
     for r in rows:
@@ -565,7 +566,8 @@ def large_section(rows: list) -> list[str]:
             lines.append(f"{head} - | - | - | {r['pretrain_s']:.1f} | - | - | - | - | - | - | - | - |")
             notes.append(f"n = {r['n']}, {r['start']} start: {r['refused']}.")
             continue
-        lines.append(f"{head} {r['coef_lr']:g} | {r['net_lr']:g} | {r['state']} | {r['pretrain_s']:.1f} | {r['steps']} | {r['finetune_s']:.1f} | "
+        lines.append(f"{head} {r['coef_lr']:g} | {r['net_lr']:g} | {r['state']} | {r['pretrain_s']:.1f} | "
+                     f"{r['steps']} | {r['finetune_s']:.1f} | "
                      f"{r['solver']} | {r['cluster_s']:.1f} | {r['peak_bytes'] / gib:.2f} | {r['contrast']:.1f} | "
                      f"{r['acc']:.4f} | {r['nmi']:.4f} |")
     return lines + ([""] + notes if notes else [])
