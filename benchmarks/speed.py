@@ -523,7 +523,7 @@ def large_fit(x, y, base, autoencoder, row: dict) -> dict:
     else:
         return {**row, "refused": "the fine-tune does not fit even with bfloat16 moments (see the printed messages)"}
     row.update(state=state_dtype or "float32", finetune_s=time.perf_counter() - start, steps=fitted.steps,
-               coef_lr=preset.finetune_lr if preset.coef_lr is None else preset.coef_lr, net_lr=preset.finetune_lr,
+               coef_lr=preset.coef_rate, net_lr=preset.finetune_lr,
                contrast=float(coefficient_contrast(fitted.coef)))
     start = time.perf_counter()
     clustered = jaxsc.cluster_coef(fitted.coef, LARGE_CLUSTERS, preset.post)

@@ -41,10 +41,9 @@ def build_objective(preset: Preset, model: nn.Module) -> SelfExpressiveObjective
     ``finetune_lr``)."""
     shared = ({f.name for f in dataclasses.fields(SelfExpressiveObjective)}
               & {f.name for f in dataclasses.fields(Preset)})
-    coef_lr = preset.finetune_lr if preset.coef_lr is None else preset.coef_lr
-    if not coef_lr > 0:
+    if not preset.coef_rate > 0:
         raise ValueError(f"C's learning rate must be positive, got coef_lr = {preset.coef_lr!r}")
-    return SelfExpressiveObjective(model, lr_net=preset.finetune_lr, lr_coef=coef_lr,
+    return SelfExpressiveObjective(model, lr_net=preset.finetune_lr, lr_coef=preset.coef_rate,
                                    **{name: getattr(preset, name) for name in sorted(shared)})
 
 

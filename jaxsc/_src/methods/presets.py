@@ -113,6 +113,11 @@ class Preset:
     early_stop: bool = False
     post: PostConfig = PostConfig()
 
+    @property
+    def coef_rate(self) -> float:
+        """C's Adam learning rate: ``coef_lr``, or ``finetune_lr`` when it is ``None``."""
+        return self.finetune_lr if self.coef_lr is None else self.coef_lr
+
     def replace(self, **changes) -> "Preset":
         """A copy with ``changes``; unknown field names raise a ``ValueError`` listing the known ones."""
         return checked_replace(self, changes)
