@@ -1,10 +1,12 @@
 """The large-n cluster path against the dense one."""
+import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
 from jaxsc import cluster, data, metrics
+from jaxsc._src.cluster import pipeline
 
 
 def _lsr_coef(n_per=60, k=4, seed=0):
@@ -97,10 +99,40 @@ def test_sparse_embedding_matches_dense_eigenvectors():
     ds, coef = _lsr_coef()
     graph = cluster.large_svd_affinity(jnp.asarray(coef), 4, 3, 2.0, jax.random.PRNGKey(0), neighbors=20)
     dense = np.asarray(graph.todense())
-    vectors, _ = cluster.sparse_spectral_embedding(graph.indices[:, 1].reshape(240, -1),
-                                                   graph.data.reshape(240, -1), 4, jax.random.PRNGKey(1))
-    reference, _ = cluster.spectral_embedding(jnp.asarray(0.5 * (dense + dense.T)), 4)
-    assert np.abs(_projector(vectors) - _projector(reference)).max() < 1e-2
+    embedding = cluster.sparse_spectral_embedding(graph.indices[:, 1].reshape(240, -1),
+                                                  graph.data.reshape(240, -1), 4, jax.random.PRNGKey(1))
+    reference, sqrt_degree = cluster.spectral_embedding(jnp.asarray(0.5 * (dense + dense.T)), 4)
+    chex.assert_shape(embedding.vectors, (240, 4))
+    np.testing.assert_allclose(embedding.sqrt_degree, sqrt_degree, rtol=1e-5)
+    assert np.abs(_projector(embedding.vectors) - _projector(reference)).max() < 1e-2
+    assert embedding.eigen.residual <= 1e-4 and embedding.eigen.angle_bound <= cluster.MAX_ANGLE
+
+
+def _cliques(sizes, bridge):
+    """Top-k rows (index, value) of cliques of the given sizes (unit weights, no self-loops), the last two joined
+    by one edge of weight ``bridge``: eigenvalue number len(sizes) of M is 1 - O(bridge), next to the 1 of
+    each connected component."""
+    starts = np.cumsum([0, *sizes])
+    width = max(sizes)
+    index = np.zeros((starts[-1], width), np.int32)
+    value = np.zeros((starts[-1], width), np.float32)
+    for a, b in zip(starts[:-1], starts[1:]):
+        for i in range(a, b):
+            others = [j for j in range(a, b) if j != i]
+            index[i, :len(others)], value[i, :len(others)] = others, 1.0
+    index[starts[-2], -1], value[starts[-2], -1] = starts[-3], bridge
+    return jnp.asarray(index), jnp.asarray(value)
+
+
+def test_sparse_embedding_reports_a_cut_between_close_eigenvalues():
+    # Three cliques, the last two joined by a weak edge: K = 2 wants the two components, but eigenvalue 3 of M is
+    # 1 - 1.1e-8 (numpy), below float32's resolution: no residual bounds the angle to the exact top-2 pair.
+    index, value = _cliques([30, 30, 30], bridge=1e-5)
+    embedding = cluster.sparse_spectral_embedding(index, value, 2, jax.random.PRNGKey(0), iters=60)
+    assert embedding.eigen.angle_bound > cluster.MAX_ANGLE
+    assert int(embedding.eigen.iterations) == 10  # the angle test never passes: every allowed pass runs
+    well_separated = cluster.sparse_spectral_embedding(index, value, 3, jax.random.PRNGKey(0), iters=60)
+    assert well_separated.eigen.angle_bound <= cluster.MAX_ANGLE  # K = 3: the next eigenvalue is about -1/29
 
 
 @pytest.mark.parametrize("assign", ["discretize", "kmeans"])
@@ -112,5 +144,15 @@ def test_iterative_solver_gives_the_dense_partition(assign):
     assert metrics.accuracy(ds.y, np.asarray(dense.labels)) > 0.95
     assert metrics.ari(np.asarray(dense.labels), np.asarray(sparse.labels)) > 0.95
     assert sparse.affinity.shape == (240, 240) and sparse.affinity.nse == 240 * 32
+    assert dense.angle_bound is None and sparse.angle_bound <= cluster.MAX_ANGLE
     with pytest.raises(ValueError, match="unknown solver 'arpack'"):
         cluster.cluster_coefficients(coef, 4, post._replace(solver="arpack"))
+
+
+def test_iterative_solver_warns_when_its_embedding_fails_the_angle_test(monkeypatch):
+    _, coef = _lsr_coef()
+    post = cluster.PostConfig(subspace_dim=3, power=2.0, solver="iterative")
+    monkeypatch.setattr(pipeline, "MAX_ANGLE", 0.0)  # the host check only: every positive bound now fails
+    with pytest.warns(RuntimeWarning, match="Davis-Kahan angle bound .* exceeds 0.0"):
+        result = cluster.cluster_coefficients(coef, 4, post)
+    assert 0.0 < float(result.angle_bound) <= cluster.MAX_ANGLE

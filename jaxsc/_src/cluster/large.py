@@ -6,7 +6,8 @@
    row (self excluded; the spectral stage ignores the diagonal), computed ``block`` rows at a time.
 3. Spectral embedding: top K eigenvectors of M = D^-1/2 W D^-1/2 with W = (A + A^T)/2 applied as a sparse
    operator (gathers and a scatter-add), found by Chebyshev-filtered subspace iteration on M + I (eigenvalues
-   in [0, 2]).
+   in [0, 2]) with the residual and Davis-Kahan angle tests of :mod:`jaxsc._src.cluster.eigen`; no dense eigh
+   to fall back to, so an embedding that fails the angle test is reported (``ClusterResult.angle_bound``).
 4. The same assignment (Yu-Shi discretisation or k-means) as the dense stage.
 
 Dense path: O(n^3) time and several n x n copies; this path: O(n^2 r + n k) after C itself.
@@ -14,13 +15,14 @@ Dense path: O(n^3) time and several n x n copies; this path: O(n^2 r + n k) afte
 from __future__ import annotations
 
 from functools import partial
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
 from jax.experimental.sparse import BCOO
 
 from jaxsc._src.cluster.affinity import nonnegative_power, svd_embedding
-from jaxsc._src.cluster.eigen import GUARD, chebyshev_subspace
+from jaxsc._src.cluster.eigen import GUARD, MAX_ANGLE, EigenResult, chebyshev_subspace
 
 
 def topk_affinity(u: jax.Array, power: float, neighbors: int, block: int = 1024) -> tuple[jax.Array, jax.Array]:
@@ -50,14 +52,28 @@ def _sym_matvec(index, value, v):
     return 0.5 * (forward + backward)
 
 
+class SparseEmbedding(NamedTuple):
+    """Output of :func:`sparse_spectral_embedding`: the top K eigenvectors ``vectors (n, K)`` of
+    M = D^-1/2 W D^-1/2, ``sqrt_degree (n,)``, and ``eigen``, the solver's :class:`jaxsc.cluster.EigenResult`
+    on M + I (its ``residual`` and ``angle_bound``, the Davis-Kahan bound on the angle between ``vectors`` and
+    the exact top-K eigenvectors, say whether the embedding can be trusted)."""
+
+    vectors: jax.Array
+    sqrt_degree: jax.Array
+    eigen: EigenResult
+
+
 def sparse_spectral_embedding(index: jax.Array, value: jax.Array, n_clusters: int, key: jax.Array,
-                              iters: int = 200, rtol: float = 1e-4,
-                              filter_degree: int = 6) -> tuple[jax.Array, jax.Array]:
+                              iters: int = 200, rtol: float = 1e-4, max_angle: float = MAX_ANGLE,
+                              filter_degree: int = 6) -> SparseEmbedding:
     """Top ``n_clusters`` eigenvectors of D^-1/2 W D^-1/2 for the sparse W = (A + A^T)/2, and sqrt(degrees)
     (isolated nodes get degree 1): the sparse counterpart of :func:`jaxsc.cluster.spectral_embedding`, by
     :func:`jaxsc.cluster.chebyshev_subspace` on M + I, spectrum in [0, 2] (``GUARD`` extra columns, filters of
-    degree ``filter_degree``, at most about ``iters`` sparse products, residuals below ``rtol``). At n = 5000 on
-    the speed benchmark's data: 0.25 s against LOBPCG's 0.33 s on 2 CPU cores."""
+    degree ``filter_degree``), iterated until the residuals are below ``rtol`` and the Davis-Kahan angle bound
+    below ``max_angle``, or for at most about ``iters`` sparse products. There is no dense solve to fall back
+    to: a bound above ``max_angle`` is reported (``eigen.angle_bound``), and
+    :func:`jaxsc.cluster.cluster_coefficients` warns. At n = 5000 on the speed benchmark's data: 0.25 s against
+    LOBPCG's 0.33 s on 2 CPU cores."""
     n = index.shape[0]
     degree = _sym_matvec(index, value, jnp.ones((n,), value.dtype))
     sqrt_degree = jnp.where(degree > 0, jnp.sqrt(degree), 1.0)
@@ -67,9 +83,9 @@ def sparse_spectral_embedding(index: jax.Array, value: jax.Array, n_clusters: in
 
     start = jax.random.normal(key, (n, n_clusters + GUARD), value.dtype).at[:, 0].set(sqrt_degree)
     result = chebyshev_subspace(shifted, start, 0.0, degree=filter_degree,
-                                iters=max(iters // filter_degree, 1), rtol=rtol,
+                                iters=max(iters // filter_degree, 1), rtol=rtol, max_angle=max_angle,
                                 wanted=n_clusters)
-    return result.vectors[:, :n_clusters], sqrt_degree
+    return SparseEmbedding(result.vectors[:, :n_clusters], sqrt_degree, result)
 
 
 @partial(jax.jit, static_argnames=("n_clusters", "subspace_dim", "power", "add_identity", "neighbors"))

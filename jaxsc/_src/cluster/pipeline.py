@@ -2,6 +2,7 @@
 time in a background thread (:func:`compile_cluster_stage`)."""
 from __future__ import annotations
 
+import warnings
 from functools import partial
 from typing import NamedTuple
 
@@ -11,6 +12,7 @@ import jax.numpy as jnp
 from jaxsc._src.checks import check_n_clusters, check_square
 from jaxsc._src.cluster.affinity import simple_affinity, svd_affinity
 from jaxsc._src.cluster.blas_threads import on_cpu, single_blas_thread
+from jaxsc._src.cluster.eigen import MAX_ANGLE
 from jaxsc._src.cluster.large import large_svd_affinity, sparse_spectral_embedding
 from jaxsc._src.cluster.spectral import ASSIGN_MODES, assign_labels, spectral_clustering
 from jaxsc._src.cluster.threshold import threshold_coefficients
@@ -68,10 +70,14 @@ class PostConfig(NamedTuple):
 
 class ClusterResult(NamedTuple):
     """``labels (n,)`` int32 and the affinity they were computed from: a dense ``(n, n)`` array, or with the
-    iterative solver a sparse top-k BCOO matrix A (the spectral stage uses (A + A^T)/2)."""
+    iterative solver a sparse top-k BCOO matrix A (the spectral stage uses (A + A^T)/2). ``angle_bound``: with
+    the iterative solver, the Davis-Kahan bound on the angle between its spectral embedding and the exact
+    top-K eigenvectors (:class:`jaxsc.cluster.EigenResult`); None with the dense and randomized solvers, whose
+    embeddings are eigh's or pass that test (:func:`jaxsc.cluster.top_eigenpairs`)."""
 
     labels: jax.Array
     affinity: jax.Array
+    angle_bound: jax.Array | None = None
 
 
 def _uses_iterative_path(post: PostConfig, n: int) -> bool:
@@ -91,9 +97,10 @@ def _cluster(coef, n_clusters, post, key):
         graph = large_svd_affinity(threshold_coefficients(coef, post.threshold), n_clusters, post.subspace_dim,
                                    post.power, svd_key, post.add_identity, post.neighbors)
         index, value = graph.indices[:, 1].reshape(n, -1), graph.data.reshape(n, -1)
-        vectors, sqrt_degree = sparse_spectral_embedding(index, value, n_clusters, eig_key)
-        labels = assign_labels(vectors, sqrt_degree, n_clusters, assign_key, post.assign, post.n_init)
-        return ClusterResult(labels.astype(jnp.int32), graph)
+        embedding = sparse_spectral_embedding(index, value, n_clusters, eig_key)
+        labels = assign_labels(embedding.vectors, embedding.sqrt_degree, n_clusters, assign_key, post.assign,
+                               post.n_init)
+        return ClusterResult(labels.astype(jnp.int32), graph, embedding.eigen.angle_bound)
     fast = post.solver == "randomized"
     if post.affinity == "svd":
         coef = threshold_coefficients(coef, post.threshold)
@@ -124,7 +131,9 @@ def cluster_coefficients(coef: jax.Array, n_clusters: int, post: PostConfig = Po
 
     On the CPU, the randomized and iterative solvers run with one BLAS thread and the call returns finished
     results (:mod:`jaxsc._src.cluster.blas_threads`: OpenBLAS's idle threads otherwise slow XLA's products down,
-    about 1.8x on 2 cores at n = 1440); elsewhere the results are dispatched asynchronously, as usual.
+    about 1.8x on 2 cores at n = 1440); elsewhere the results are dispatched asynchronously, as usual, except
+    the iterative solver's, whose angle bound is read back: a ``RuntimeWarning`` when it exceeds ``MAX_ANGLE``
+    (:class:`ClusterResult`).
     ``compiled``: the stage from :func:`compile_cluster_stage`, run when it was compiled for this call (C's
     shape, dtype and device, the key's type, ``n_clusters``, ``post``); otherwise the jitted stage runs.
 
@@ -143,5 +152,20 @@ def cluster_coefficients(coef: jax.Array, n_clusters: int, post: PostConfig = Po
     stage = compiled if serves else partial(_cluster, **static)
     if (post.solver == "randomized" or _uses_iterative_path(post, coef.shape[0])) and on_cpu(coef):
         with single_blas_thread():
-            return jax.block_until_ready(stage(coef=coef, key=key))
-    return stage(coef=coef, key=key)
+            result = jax.block_until_ready(stage(coef=coef, key=key))
+    else:
+        result = stage(coef=coef, key=key)
+    _warn_if_embedding_inexact(result)
+    return result
+
+
+def _warn_if_embedding_inexact(result: ClusterResult) -> None:
+    """A ``RuntimeWarning`` when the iterative solver's embedding failed the angle test (reads the bound back)."""
+    if result.angle_bound is None:
+        return
+    bound = float(result.angle_bound)
+    if not bound <= MAX_ANGLE:
+        warnings.warn(f"the iterative cluster stage's spectral embedding is inexact: its Davis-Kahan angle bound "
+                      f"{bound:.3g} exceeds {MAX_ANGLE} (eigenvalues K and K+1 of the normalised affinity are close"
+                      f" or the iteration stopped early), so its labels may differ from the dense solver's; "
+                      f"solver='dense' computes the embedding exactly (n x n memory)", RuntimeWarning, stacklevel=3)
