@@ -467,12 +467,12 @@ LARGE_LR_N = 1000  # the n of the mnist-1000 preset, whose finetune_lr (DSC-Net'
 
 
 def large_variant(base, start: str, n: int):
-    """The preset of one fine-tune of the large-n section (:data:`LARGE_STARTS`). Adam moves every entry of C by
-    about its learning rate a step, and the entries of the self-expressive C of n points on a fixed number of
-    subspaces shrink like 1/n: ``constant-coef-lr-per-n`` scales C's rate by ``LARGE_LR_N / n``,
-    ``constant-lr-per-n`` the network's too. (An exploration with the subspace labels, 2026-12-07: both rates
-    scaled recovered the subspaces at n = 5000, and at n = 10,000 with the rate this rule gave before the run;
-    C's rate alone did not at n = 5000.)"""
+    """The preset of one fine-tune of the large-n section (:data:`LARGE_STARTS`): ``constant-coef-lr-per-n``
+    scales C's rate by ``LARGE_LR_N / n``, ``constant-lr-per-n`` the network's too. Motivated by the entries of
+    the self-expressive C of n points on a fixed number of subspaces, which shrink like 1/n, while Adam moves each
+    by about its rate a step. (An exploration with the subspace labels, 2026-12-07: both rates scaled recovered
+    the subspaces at n = 5000, and at n = 10,000 with the rate this rule gave before the run; C's rate alone did
+    not at n = 5000. ``large_n_rates.py`` then found that the network's rate alone decides at n = 5000.)"""
     if start == "constant-coef-lr-per-n":
         return base.replace(coef_lr=base.finetune_lr * LARGE_LR_N / n)
     if start == "constant-lr-per-n":
@@ -480,15 +480,21 @@ def large_variant(base, start: str, n: int):
     return base.replace(coef_start=start)
 
 
-def large_case(n: int, finetune_steps: int, pretrain_steps: int, starts=LARGE_STARTS) -> list[dict]:
-    """DSC-L2 end to end at ``n`` (module docstring, item 5): ``LARGE_CLUSTERS`` subspaces of dimension 5 in
-    R^784, noise 0.05, min-max scaled to [0, 1] and shaped 28 x 28, the mnist-1000 preset's network and
-    ``LARGE_POST``; one pretraining, then a fine-tune and cluster stage from each start of C in ``starts``."""
+def large_problem(n: int, finetune_steps: int, pretrain_steps: int):
+    """``(x, y, preset)`` of the large-n section: ``LARGE_CLUSTERS`` subspaces of dimension 5 in R^784, noise
+    0.05, min-max scaled to [0, 1] and shaped 28 x 28, the mnist-1000 preset's network and ``LARGE_POST``."""
     data = union_of_subspaces(LARGE_CLUSTERS, 5, 784, -(-n // LARGE_CLUSTERS), noise=0.05, seed=0)
     rows, y = data.x[:n], data.y[:n]
     x = ((rows - rows.min()) / (rows.max() - rows.min())).reshape(n, 28, 28, 1).astype(np.float32)
     base = get_preset("mnist-1000", x.shape[1:], "dsc-l2").replace(
         pretrain_steps=pretrain_steps, finetune_steps=finetune_steps, post=LARGE_POST)
+    return x, y, base
+
+
+def large_case(n: int, finetune_steps: int, pretrain_steps: int, starts=LARGE_STARTS) -> list[dict]:
+    """DSC-L2 end to end at ``n`` (module docstring, item 5) on :func:`large_problem`: one pretraining, then a
+    fine-tune and cluster stage from each start of C in ``starts``."""
+    x, y, base = large_problem(n, finetune_steps, pretrain_steps)
     row = {"n": n, "coef_gib": 4 * n * n / 2 ** 30}
     start = time.perf_counter()
     autoencoder = jax.block_until_ready(jaxsc.pretrain(x, base, seed=0, verbose=False))

@@ -172,3 +172,24 @@ def test_network_dependence_compares_every_network_and_objective(monkeypatch, tm
     text = dependence.write_table(rows)
     assert (tmp_path / "network_dependence_coil20.md").read_text() == text
     assert text.count("\n| untrained (1) |") == 4 and "\n| none | raw-space term and C penalty only |" in text
+
+
+def test_large_n_rates_traces_how_far_the_code_moves(monkeypatch, tmp_path):
+    """benchmarks/large_n_rates.py at n = 40, 4 fine-tune steps: Z's distance from Z_0 read every 2 steps, near 0
+    for a network rate of 1e-12 (only C moves) and not at 1e-3; mean share against numpy; the table has a row each."""
+    rates = benchmark_module("large_n_rates")
+    x, y, base = rates.large_problem(40, 4, 2)
+    model = jaxsc.build_autoencoder(base, x.shape[1:])
+    autoencoder = jaxsc.pretrain(x, base, seed=0, verbose=False)
+    z0 = rates.latent(model, autoencoder, x)
+    z = np.asarray(z0, np.float64)
+    assert rates.mean_share(z0) == pytest.approx(40 * np.sum(z.mean(axis=0) ** 2) / np.sum(z ** 2), rel=1e-5)
+    rows = [rates.rate_case(x, y, base.replace(coef_lr=1e-3, finetune_lr=net_lr), model, autoencoder, z0, 2)
+            for net_lr in (1e-12, 1e-3)]
+    assert [len(r["trace"]) for r in rows] == [2, 2]
+    assert max(rows[0]["trace"]) < 1e-5 < min(rows[1]["trace"])
+    assert all(0 <= r["mean_share"] <= 1 and 0 <= r["acc"] <= 1 and 0 <= r["ridge_acc"] <= 1 for r in rows)
+    monkeypatch.setattr(rates, "RESULTS", tmp_path)
+    text = rates.write_table(40, 4, 2, {"mean_share": rates.mean_share(z0), "ridge_acc": 1.0}, rows)
+    assert (tmp_path / "large_n_rates.md").read_text() == text
+    assert text.count("\n| 0.001 | 1e-12 | ") == 1 and text.count("\n| 0.001 | 0.001 | ") == 1
