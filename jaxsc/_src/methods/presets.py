@@ -68,12 +68,12 @@ class Preset:
     (``coef_start="ridge"``, L2 penalty only: :func:`jaxsc.train.ridge_start`), an option: it recovered a synthetic
     union of subspaces at large n where the constant start did not, and lowered ACC on real data (findings).
 
-    ``finetune_lr`` is the Adam learning rate of the network and, unless ``coef_lr`` is given, of C. Adam moves
-    every entry of C by about its learning rate a step, whatever n, while the entries of a self-expressive C
-    shrink as n grows (about 1 / points per subspace): on a synthetic union of subspaces at n = 5000-20,000 the
-    constant start lost the subspaces at the presets' 1e-3 and kept them with ``finetune_lr = 1e-3 * 1000 / n``,
-    but not with that rate for C alone (``benchmarks/results/speed_cpu.md``, large-n section; on mnist-test's
-    large-scale path neither changed ACC beyond the seeds' spread: findings).
+    ``finetune_lr`` is the Adam learning rate of the network and, unless ``coef_lr`` is given, of C. On a
+    synthetic union of subspaces at n = 5000-20,000 the constant start lost the subspaces at the presets' 1e-3
+    and kept them with ``finetune_lr = 1e-3 * 1000 / n``, but not with that rate for C alone
+    (``benchmarks/results/speed_cpu.md``, large-n section); at n = 5000 the network's rate decides, C's at 1e-3 or
+    at 2e-4 changing nothing (``large_n_rates.md``). On mnist-test's large-scale path neither rate changed ACC
+    beyond the seeds' spread (findings).
     """
 
     kernels: tuple[int, ...]

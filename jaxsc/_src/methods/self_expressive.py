@@ -268,9 +268,10 @@ def ridge_start(objective: SelfExpressiveObjective, autoencoder_params: Any, x: 
     the sum of the first two) with reg = w_reg: O(n^2 (d + D)) when F has fewer columns than n (no n x n
     factorisation). The reconstruction (through C Z) and the other terms are left to the fine-tune.
 
-    Why: from a constant C, Adam moves every entry by about its learning rate per step whatever its gradient, and
-    at large n that is as much as the minimiser's typical entry; C ends flat, one magnitude everywhere:
-    ``benchmarks/results/speed_cpu.md`` (dense C at large n) has the fine-tune from both starts.
+    Why: from the constant start at the presets' rate, on a synthetic union of subspaces at n >= 5000, C ends flat
+    (one magnitude everywhere) and the labels near chance, while the pretrained code holds the subspaces (this C
+    clusters it): ``benchmarks/results/speed_cpu.md`` (dense C at large n) has the fine-tune from both starts.
+    Scaling the network's learning rate with n also recovers them there (``large_n_rates.md``).
 
     Meant for F with fewer columns than samples (a small latent code at large n); on mnist-test's large-scale path
     (10 latent columns, 5000 samples) and at the presets' n (ORL) it lowered ACC (``rgrl_pssc.md``). With diag(C)
