@@ -186,6 +186,9 @@ def test_large_scale_path_labels_every_point():
     out = jaxsc.fit_large_scale(ds.x, 3, "rgrl", sample_size=150, seed=0, preset=preset, verbose=False)
     assert out.labels.shape == (600,) and out.sample_index.shape == (150,)
     np.testing.assert_array_equal(out.labels[out.sample_index], out.sample_labels)
+    assert out.sample_coef.shape == (150, 150)  # the sample's C: clustering it again gives the sample's labels
+    np.testing.assert_array_equal(jaxsc.cluster_coef(out.sample_coef, 3, preset.post, seed=0).labels,
+                                  out.sample_labels)
     # the 450 points outside the sample are labelled consistently with the sample's clusters
     assert metrics.accuracy(ds.y, out.labels) > 0.9 * metrics.accuracy(ds.y[out.sample_index], out.sample_labels)
     with pytest.raises(ValueError, match="sample_size must lie in"):

@@ -88,12 +88,14 @@ def nearest_neighbor_labels(reference: np.ndarray, labels: np.ndarray, query: np
 
 
 class LargeScaleResult(NamedTuple):
-    """Output of :func:`fit_large_scale`: labels of all N points, the sample's indices and its spectral labels,
-    and wall-clock seconds per stage."""
+    """Output of :func:`fit_large_scale`: labels of all N points, the sample's indices, its spectral labels and
+    its learned C (m x m, to cluster again with other settings: :func:`jaxsc.cluster_coef`), and wall-clock
+    seconds per stage."""
 
     labels: np.ndarray
     sample_index: np.ndarray
     sample_labels: np.ndarray
+    sample_coef: np.ndarray
     seconds: dict
 
 
@@ -119,4 +121,4 @@ def fit_large_scale(x, n_clusters: int, method: str = "rgrl", *, sample_size: in
     labels = nearest_neighbor_labels(latent[sample_index], result.labels, latent)
     labels[sample_index] = result.labels
     seconds["out_of_sample"] = time.perf_counter() - start
-    return LargeScaleResult(labels, sample_index, result.labels, seconds)
+    return LargeScaleResult(labels, sample_index, result.labels, result.coef, seconds)
