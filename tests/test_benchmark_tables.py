@@ -193,3 +193,28 @@ def test_large_n_rates_traces_how_far_the_code_moves(monkeypatch, tmp_path):
     text = rates.write_table(40, 4, 2, {"mean_share": rates.mean_share(z0), "ridge_acc": 1.0}, rows)
     assert (tmp_path / "large_n_rates.md").read_text() == text
     assert text.count("\n| 0.001 | 1e-12 | ") == 1 and text.count("\n| 0.001 | 0.001 | ") == 1
+
+
+def test_iterative_agreement_stages_and_table(monkeypatch, tmp_path):
+    """benchmarks/iterative_agreement.py's stages on a small ridge C of 4 subspaces: each solver's labels as
+    ``cluster_coefficients`` gives them uncompiled, the iterative ones with an angle bound; a table row per run."""
+    agreement = benchmark_module("iterative_agreement")
+    ds = jaxsc.data.union_of_subspaces(n_subspaces=4, dim=3, ambient_dim=40, n_per_subspace=60, noise=0.05, seed=0)
+    gram = ds.x @ ds.x.T
+    coef = np.linalg.solve(gram + 0.1 * np.eye(len(gram)), gram).astype(np.float32)
+    post = jaxsc.cluster.PostConfig(subspace_dim=3, power=2.0)
+    row = {"method": "dsc-l2", "seed": 0, "m": 240, "dense as in the run": True}
+    for name, change in agreement.SOLVERS.items():
+        result, labels, row[f"{name} s"] = agreement.timed_stage(coef, 4, post._replace(**change), 0)
+        expected = jaxsc.cluster.cluster_coefficients(coef, 4, post._replace(**change), jax.random.PRNGKey(0))
+        np.testing.assert_array_equal(labels, expected.labels)
+        assert (result.angle_bound is not None) == name.startswith("iterative")
+        row[f"{name} ACC"] = jaxsc.metrics.accuracy(ds.y, labels)
+        row[f"{name} ARI"] = 1.0
+        if result.angle_bound is not None:
+            row[f"{name} angle"] = float(result.angle_bound)
+    monkeypatch.setattr(agreement, "RESULTS", tmp_path)
+    text = agreement.write_table([row, row])
+    assert (tmp_path / "iterative_agreement.md").read_text() == text
+    header, rule, *body = text.split("\n\n")[-1].strip().split("\n")
+    assert len(body) == 2 and header.count("|") == rule.count("|") == body[0].count("|")
