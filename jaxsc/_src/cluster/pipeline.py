@@ -41,7 +41,7 @@ class PostConfig(NamedTuple):
         0.995-0.997 to the dense solver's over 3 keys: :func:`jaxsc.cluster.randomized_top_subspace`),
         ``"iterative"`` (randomized SVD, a sparse top-k affinity and Chebyshev-filtered subspace iteration:
         :mod:`jaxsc.cluster.large`; svd affinity only; approximate: on the C of mnist-test's large-scale path,
-        labels at ARI 0.61-0.68 to the dense solver's, its sparse graph being another affinity,
+        labels at ARI 0.61-0.84 to the dense solver's, its sparse graph being another affinity,
         ``benchmarks/results/iterative_agreement.md``), or ``"auto"``: iterative when n > ``LARGE_N``, else
         dense.
       neighbors: entries kept per row of the affinity by the iterative solver.
