@@ -5,10 +5,10 @@ affinity, a Chebyshev-filtered embedding without a dense solve to fall back to),
 O(n k) past C; the large-scale preset (``large_scale_preset``) keeps the dense solver, so the large-scale rows of
 ``rgrl_pssc.md`` used that. Does the iterative stage give the same partition on a real C? For each method and
 seed this script runs the path as ``methods.py --large-scale`` does (same preset, sample and seed), then clusters
-the sample's C again with the iterative and the dense solver (same key) and prints, label free, the iterative
-embedding's Davis-Kahan angle bound (``ClusterResult.angle_bound``; above ``jaxsc.cluster.MAX_ANGLE`` the stage
-warns) and the agreement (ARI) of the two solvers' labels, with each stage's seconds; then, for the reader, each
-solver's ACC on the sample. Writes ``benchmarks/results/iterative_agreement.md``.
+the sample's C again with each solver of ``SOLVERS`` (same key) and prints, label free, the iterative
+embeddings' Davis-Kahan angle bounds (``ClusterResult.angle_bound``; above ``jaxsc.cluster.MAX_ANGLE`` the stage
+warns) and the agreement (ARI) of each solver's labels with the dense solver's, with each stage's seconds; then,
+for the reader, each solver's ACC on the sample. Writes ``benchmarks/results/iterative_agreement.md``.
 
     JAXSC_DATA_DIR=../shared/datasets python benchmarks/iterative_agreement.py
 """
