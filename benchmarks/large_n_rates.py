@@ -11,7 +11,7 @@ one n (default 5000, 100 fine-tune steps, as there), and records for each what t
 - ``rel. residual``: ||Z - C Z||_F / ||Z||_F of the final Z and C;
 - ``contrast``: ``speed.coefficient_contrast`` of the final C (label free);
 - ``ACC (C)``: the cluster stage on the learned C; ``ACC (ridge on Z)``: the cluster stage on the exact
-  minimiser of the self-expression and L2 terms for the final Z (``jaxsc.models.ridge_coefficients``), i.e.
+  minimiser of the self-expression and L2 terms for the final Z (``jaxsc.train.ridge_start``), i.e.
   whether the final Z still holds the subspaces whatever C learned; the same for Z_0 in the first line.
 
 Labels are used only in the two ACC columns, to tell the failures apart; no preset was chosen from them.
@@ -34,7 +34,8 @@ from speed import LARGE_CLUSTERS, LARGE_LR_N, coefficient_contrast, large_proble
 import jaxsc
 from jaxsc import metrics
 from jaxsc._src.cli import _machine
-from jaxsc.models import ridge_coefficients
+from jaxsc._src.api import build_objective
+from jaxsc.train import ridge_start
 
 
 def latent(model, autoencoder_params, x) -> jax.Array:
@@ -46,10 +47,10 @@ def mean_share(z: jax.Array) -> float:
     return float(z.shape[0] * jnp.sum(jnp.mean(z, axis=0) ** 2) / jnp.sum(z ** 2))
 
 
-def ridge_accuracy(z: jax.Array, preset, y: np.ndarray) -> float:
-    """ACC of the cluster stage on the minimiser of w_se ||Z - C Z||^2 + w_reg ||C||^2 (diag(C) = 0 when the
-    preset says so)."""
-    coef = ridge_coefficients(jnp.sqrt(preset.w_se) * z, preset.w_reg, zero_diagonal=preset.zero_diagonal)
+def ridge_accuracy(preset, model, autoencoder_params, x, y: np.ndarray) -> float:
+    """ACC of the cluster stage on :func:`jaxsc.train.ridge_start` for this network: the minimiser of the
+    objective's terms quadratic in C for its code Z."""
+    coef = ridge_start(build_objective(preset, model), autoencoder_params, x)
     return metrics.accuracy(y, np.asarray(jaxsc.cluster_coef(coef, LARGE_CLUSTERS, preset.post).labels))
 
 
@@ -70,7 +71,7 @@ def rate_case(x, y, preset, model, autoencoder, z0, every: int) -> dict:
             "mean_share": mean_share(z),
             "residual": float(jnp.linalg.norm(z - fitted.coef @ z) / jnp.linalg.norm(z)),
             "contrast": float(coefficient_contrast(fitted.coef)), "acc": metrics.accuracy(y, labels),
-            "ridge_acc": ridge_accuracy(z, preset, y)}
+            "ridge_acc": ridge_accuracy(preset, model, fitted.params["autoencoder"], x, y)}
 
 
 def write_table(n: int, steps: int, every: int, z0_row: dict, rows: list) -> str:
@@ -103,7 +104,7 @@ def main() -> None:
     model = jaxsc.build_autoencoder(base, x.shape[1:])
     autoencoder = jaxsc.pretrain(x, base, seed=0, verbose=False)
     z0 = latent(model, autoencoder, x)
-    z0_row = {"mean_share": mean_share(z0), "ridge_acc": ridge_accuracy(z0, base, y)}
+    z0_row = {"mean_share": mean_share(z0), "ridge_acc": ridge_accuracy(base, model, autoencoder, x, y)}
     scaled = base.finetune_lr * LARGE_LR_N / args.n
     rows = []
     for coef_lr, net_lr in ((base.finetune_lr, base.finetune_lr), (scaled, base.finetune_lr),
