@@ -4,38 +4,60 @@
 (C = 1e-8 everywhere) the labels are near chance with Adam's rate 1e-3, that scaling C's rate alone to
 1e-3 x 1000 / n does not recover them, and that scaling C's and the network's does. This script fills the
 2 x 2 of the two rates (C's: ``Preset.coef_lr``; the network's: ``Preset.finetune_lr``) from one pretraining at
-one n (default 5000, 100 fine-tune steps, as there), and records for each what the latent code Z went through:
+one n (default 5000, 100 fine-tune steps, as there), then, at 1e-3 for both, changes only when the network
+moves (its rate an optax schedule; C's Adam unchanged): still for the first ``--hold`` steps, warmed up
+linearly over them, or still after them; and, still after them, C trained on by a new Adam (fresh moments), from
+where it was or from C = 1e-8 again. Each row records, read every ``--every`` steps:
 
-- ``Z moved``: ||Z_t - Z_0||_F / ||Z_0||_F, Z_0 the pretrained network's code, read every ``--every`` steps;
-- ``mean share``: n ||mean_i z_i||^2 / ||Z||_F^2 of the final Z (1: every sample has the same code);
-- ``rel. residual``: ||Z - C Z||_F / ||Z||_F of the final Z and C;
-- ``contrast``: ``speed.coefficient_contrast`` of the final C (label free);
-- ``ACC (C)``: the cluster stage on the learned C; ``ACC (ridge on Z)``: the cluster stage on the exact
-  minimiser of the self-expression and L2 terms for the final Z (``jaxsc.train.ridge_start``), i.e.
-  whether the final Z still holds the subspaces whatever C learned; the same for Z_0 in the first line.
+- ``Z moved``: ||Z_t - Z_0||_F / ||Z_0||_F, Z_0 the pretrained network's code;
+- ``Z norm``: ||Z_t||_F / ||Z_0||_F;
+- ``block share``: the share of C's non-uniform part P = C - (row means of C) 1^T that lies between samples of
+  the same subspace, sum_{y_i = y_j} |P_ij| / sum_ij |P_ij| (the chance level, for P without structure, is
+  the share of same-subspace pairs, printed with the table);
+- ``ACC (C)``: the cluster stage on C_t;
 
-Labels are used only in the two ACC columns, to tell the failures apart; no preset was chosen from them.
-Writes ``benchmarks/results/large_n_rates.md``.
+and, at the end: ``mean share``: n ||mean_i z_i||^2 / ||Z||_F^2 (1: every sample has the same code);
+``rel. residual``: ||Z - C Z||_F / ||Z||_F; ``contrast``: ``speed.coefficient_contrast`` of C (label free);
+``ACC (ridge on Z)``: the cluster stage on the exact minimiser of the self-expression and L2 terms for the final
+Z (``jaxsc.train.ridge_start``), i.e. whether the final Z still holds the subspaces whatever C learned; the same
+for Z_0 in the first line.
 
-    python benchmarks/large_n_rates.py            # about 6 minutes on 2 CPU cores
+Labels are used only in the block share and the ACC columns, to tell the failures apart; no preset was chosen
+from them. Writes ``benchmarks/results/large_n_rates.md``.
+
+    python benchmarks/large_n_rates.py            # about 30 minutes on 2 CPU cores
 """
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime
 import time
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 from _tables import RESULTS, machine_text
 from speed import LARGE_CLUSTERS, LARGE_LR_N, coefficient_contrast, large_problem
 
 import jaxsc
 from jaxsc import metrics
+from jaxsc._src.api import _finetune_problem, build_objective
 from jaxsc._src.cli import _machine
-from jaxsc._src.api import build_objective
-from jaxsc.train import ridge_start
+from jaxsc.train import ridge_start, train
+
+TRACED = ("Z moved", "Z norm", "block share", "ACC (C)")
+
+
+def network_schedules(hold: int) -> dict:
+    """When the network moves, by name: ``rate -> optax schedule`` (None: the constant rate, as in ``fit``)."""
+    return {"constant": None,
+            f"still for steps 1-{hold}": lambda rate: optax.join_schedules(
+                [optax.constant_schedule(0.0), optax.constant_schedule(rate)], [hold]),
+            f"warmed up over steps 1-{hold}": lambda rate: optax.linear_schedule(0.0, rate, hold),
+            f"still after step {hold}": lambda rate: optax.join_schedules(
+                [optax.constant_schedule(rate), optax.constant_schedule(0.0)], [hold])}
 
 
 def latent(model, autoencoder_params, x) -> jax.Array:
@@ -47,47 +69,113 @@ def mean_share(z: jax.Array) -> float:
     return float(z.shape[0] * jnp.sum(jnp.mean(z, axis=0) ** 2) / jnp.sum(z ** 2))
 
 
-def ridge_accuracy(preset, model, autoencoder_params, x, y: np.ndarray) -> float:
-    """ACC of the cluster stage on :func:`jaxsc.train.ridge_start` for this network: the minimiser of the
-    objective's terms quadratic in C for its code Z."""
-    coef = ridge_start(build_objective(preset, model), autoencoder_params, x)
+@jax.jit
+def block_share(coef: jax.Array, onehot: jax.Array) -> jax.Array:
+    """sum_{y_i = y_j} |P_ij| / sum_ij |P_ij| for P = C - (row means of C) 1^T; ``onehot``: (n, K) labels."""
+    magnitude = jnp.abs(coef - jnp.mean(coef, axis=1, keepdims=True))
+    return jnp.sum((magnitude @ onehot) * onehot) / jnp.sum(magnitude)
+
+
+def cluster_accuracy(coef, preset, y: np.ndarray) -> float:
     return metrics.accuracy(y, np.asarray(jaxsc.cluster_coef(coef, LARGE_CLUSTERS, preset.post).labels))
 
 
-def rate_case(x, y, preset, model, autoencoder, z0, every: int) -> dict:
-    """One fine-tune with ``preset``'s rates, Z's distance from Z_0 traced every ``every`` steps."""
-    trace = []
+def ridge_accuracy(preset, model, autoencoder_params, x, y: np.ndarray) -> float:
+    """ACC of the cluster stage on :func:`jaxsc.train.ridge_start` for this network: the minimiser of the
+    objective's terms quadratic in C for its code Z."""
+    return cluster_accuracy(ridge_start(build_objective(preset, model), autoencoder_params, x), preset, y)
+
+
+def tracer(model, x, y: np.ndarray, z0, preset, trace: dict):
+    """A ``stop_check`` that appends the traced quantities (module docstring) of the parameters to ``trace``."""
+    onehot = jax.nn.one_hot(y, LARGE_CLUSTERS)
 
     def record(params):
-        trace.append(float(jnp.linalg.norm(latent(model, params["autoencoder"], x) - z0) / jnp.linalg.norm(z0)))
+        z = latent(model, params["autoencoder"], x)
+        trace["Z moved"].append(float(jnp.linalg.norm(z - z0) / jnp.linalg.norm(z0)))
+        trace["Z norm"].append(float(jnp.linalg.norm(z) / jnp.linalg.norm(z0)))
+        trace["block share"].append(float(block_share(params["coef"], onehot)))
+        trace["ACC (C)"].append(cluster_accuracy(params["coef"], preset, y))
         return False
 
+    return record
+
+
+def summary_row(preset, model, x, y: np.ndarray, params, trace: dict, seconds: float, schedule: str) -> dict:
+    """The table's row of a fine-tune that ended at ``params``."""
+    coef, network = params["coef"], params["autoencoder"]
+    z = latent(model, network, x)
+    return {"coef_lr": preset.coef_rate, "net_lr": preset.finetune_lr, "schedule": schedule, "trace": trace,
+            "seconds": seconds, "mean_share": mean_share(z),
+            "residual": float(jnp.linalg.norm(z - coef @ z) / jnp.linalg.norm(z)),
+            "contrast": float(coefficient_contrast(coef)), "acc": cluster_accuracy(coef, preset, y),
+            "ridge_acc": ridge_accuracy(preset, model, network, x, y)}
+
+
+def rate_case(x, y, preset, model, autoencoder, z0, every: int, schedule: str = "constant",
+              make_schedule=None) -> dict:
+    """One fine-tune with ``preset``'s rates, the network's as ``make_schedule(rate)`` when given; the traced
+    quantities read every ``every`` steps."""
+    trace = {name: [] for name in TRACED}
+    objective, params, data = _finetune_problem(x, preset, autoencoder, None, 0)
+    if make_schedule is not None:
+        objective = dataclasses.replace(objective, lr_net=make_schedule(preset.finetune_lr))
     start = time.perf_counter()
-    fitted = jaxsc.fit(x, preset, autoencoder, log_every=every, stop_check=record, verbose=False)
-    z = latent(model, fitted.params["autoencoder"], x)
-    seconds = time.perf_counter() - start
-    labels = np.asarray(jaxsc.cluster_coef(fitted.coef, LARGE_CLUSTERS, preset.post).labels)
-    return {"coef_lr": preset.coef_rate, "net_lr": preset.finetune_lr, "trace": trace, "seconds": seconds,
-            "mean_share": mean_share(z),
-            "residual": float(jnp.linalg.norm(z - fitted.coef @ z) / jnp.linalg.norm(z)),
-            "contrast": float(coefficient_contrast(fitted.coef)), "acc": metrics.accuracy(y, labels),
-            "ridge_acc": ridge_accuracy(preset, model, fitted.params["autoencoder"], x, y)}
+    result = train(objective, params, data, preset.finetune_steps, log_every=every, verbose=False,
+                   stop_check=tracer(model, x, y, z0, preset, trace), give_sample_matrices=True)
+    return summary_row(preset, model, x, y, result.params, trace, time.perf_counter() - start, schedule)
+
+
+def restart_cases(x, y, preset, model, autoencoder, z0, every: int, hold: int) -> list[dict]:
+    """``hold`` steps at ``preset``'s rates, then the network still for the rest of the fine-tune and C trained
+    by a new Adam (fresh moments): from where it was, or from ``coef_init`` everywhere again. Each against the
+    ``still after step hold`` row, whose C keeps its Adam moments."""
+    first_trace = {name: [] for name in TRACED}
+    objective, params, data = _finetune_problem(x, preset, autoencoder, None, 0)
+    start = time.perf_counter()
+    first = train(objective, params, data, hold, log_every=every, verbose=False,
+                  stop_check=tracer(model, x, y, z0, preset, first_trace), give_sample_matrices=True)
+    first_seconds = time.perf_counter() - start
+    still = dataclasses.replace(objective, lr_net=0.0)
+    rows = []
+    for name, coef in ((f"still after step {hold}, C's Adam new", first.params["coef"]),
+                       (f"still after step {hold}, C's Adam new, C from coef_init",
+                        jnp.full_like(first.params["coef"], preset.coef_init))):
+        trace = {key: list(values) for key, values in first_trace.items()}
+        start = time.perf_counter()
+        result = train(still, {**first.params, "coef": jnp.array(coef)}, data, preset.finetune_steps - hold,
+                       log_every=every, verbose=False, stop_check=tracer(model, x, y, z0, preset, trace),
+                       give_sample_matrices=True)
+        rows.append(summary_row(preset, model, x, y, result.params, trace,
+                                first_seconds + time.perf_counter() - start, name))
+    return rows
 
 
 def write_table(n: int, steps: int, every: int, z0_row: dict, rows: list) -> str:
+    label = {id(r): f"{i + 1}" for i, r in enumerate(rows)}
     lines = ["# The constant start of C at large n: C's and the network's learning rates", "",
              f"Generated by `benchmarks/large_n_rates.py` on {datetime.date.today().isoformat()}, "
              f"{machine_text(_machine())}. `speed.py --large`'s problem at n = {n} ({LARGE_CLUSTERS} subspaces of "
              f"dimension 5 in R^784, the mnist-1000 preset's network), one pretraining, {steps} fine-tune steps "
-             f"from C = 1e-8 everywhere per row. See the script's docstring for the columns; `Z moved` is read "
-             f"every {every} steps.", "",
-             f"Pretrained Z_0: mean share {z0_row['mean_share']:.3f}, ACC (ridge on Z_0) {z0_row['ridge_acc']:.4f}.",
-             "", "| C lr | net lr | Z moved (every read) | mean share | rel. residual | contrast | ACC (C) | "
-             "ACC (ridge on Z) | fine-tune s |", "|---|---|---|---|---|---|---|---|---|"]
+             f"from C = 1e-8 everywhere per row. See the script's docstring for the columns.", "",
+             f"Pretrained Z_0: mean share {z0_row['mean_share']:.3f}, ACC (ridge on Z_0) "
+             f"{z0_row['ridge_acc']:.4f}. Chance level of the block share: {z0_row['chance']:.4f}.",
+             "", "| row | C lr | net lr | network | Z moved | Z norm | mean share | rel. residual | contrast | "
+             "ACC (C) | ACC (ridge on Z) | fine-tune s |", "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
-        lines.append(f"| {r['coef_lr']:g} | {r['net_lr']:g} | {' / '.join(f'{t:.2f}' for t in r['trace'])} | "
-                     f"{r['mean_share']:.3f} | {r['residual']:.3f} | {r['contrast']:.1f} | {r['acc']:.4f} | "
-                     f"{r['ridge_acc']:.4f} | {r['seconds']:.0f} |")
+        lines.append(f"| {label[id(r)]} | {r['coef_lr']:g} | {r['net_lr']:g} | {r['schedule']} | "
+                     f"{r['trace']['Z moved'][-1]:.2f} | {r['trace']['Z norm'][-1]:.2f} | {r['mean_share']:.3f} | "
+                     f"{r['residual']:.3f} | {r['contrast']:.1f} | {r['acc']:.4f} | {r['ridge_acc']:.4f} | "
+                     f"{r['seconds']:.0f} |")
+    reads = len(rows[0]["trace"]["Z moved"])
+    lines += ["", f"Traces, read after steps {every}, {2 * every}, ..., {reads * every}:", "",
+              "| row | quantity | " + " | ".join(str(every * (i + 1)) for i in range(reads)) + " |",
+              "|---|---|" + "---|" * reads]
+    for r in rows:
+        for name in TRACED:
+            digits = 4 if name == "ACC (C)" else 3 if name == "block share" else 2
+            lines.append(f"| {label[id(r)]} | {name} | " + " | ".join(f"{v:.{digits}f}" for v in r["trace"][name])
+                         + " |")
     text = "\n".join(lines) + "\n"
     (RESULTS / "large_n_rates.md").write_text(text)
     return text
@@ -98,20 +186,26 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=5000)
     parser.add_argument("--steps", type=int, default=100, help="fine-tune steps per row")
     parser.add_argument("--pretrain-steps", type=int, default=500)
-    parser.add_argument("--every", type=int, default=10, help="steps between reads of Z")
+    parser.add_argument("--every", type=int, default=10, help="steps between reads")
+    parser.add_argument("--hold", type=int, default=50, help="steps of the network's schedules")
     args = parser.parse_args()
     x, y, base = large_problem(args.n, args.steps, args.pretrain_steps)
     model = jaxsc.build_autoencoder(base, x.shape[1:])
     autoencoder = jaxsc.pretrain(x, base, seed=0, verbose=False)
     z0 = latent(model, autoencoder, x)
-    z0_row = {"mean_share": mean_share(z0), "ridge_acc": ridge_accuracy(base, model, autoencoder, x, y)}
+    z0_row = {"mean_share": mean_share(z0), "ridge_acc": ridge_accuracy(base, model, autoencoder, x, y),
+              "chance": float(np.sum(np.bincount(y) ** 2) / len(y) ** 2)}
     scaled = base.finetune_lr * LARGE_LR_N / args.n
+    cases = [(base.finetune_lr, base.finetune_lr, "constant"), (scaled, base.finetune_lr, "constant"),
+             (base.finetune_lr, scaled, "constant"), (scaled, scaled, "constant")]
+    schedules = network_schedules(args.hold)
+    cases += [(base.finetune_lr, base.finetune_lr, name) for name in list(schedules)[1:]]
     rows = []
-    for coef_lr, net_lr in ((base.finetune_lr, base.finetune_lr), (scaled, base.finetune_lr),
-                            (base.finetune_lr, scaled), (scaled, scaled)):
+    for coef_lr, net_lr, schedule in cases:
         rows.append(rate_case(x, y, base.replace(coef_lr=coef_lr, finetune_lr=net_lr), model, autoencoder, z0,
-                              args.every))
+                              args.every, schedule, schedules[schedule]))
         print(rows[-1], flush=True)
+    rows += restart_cases(x, y, base, model, autoencoder, z0, args.every, args.hold)
     print(write_table(args.n, args.steps, args.every, z0_row, rows))
 
 

@@ -472,7 +472,8 @@ def large_variant(base, start: str, n: int):
     the self-expressive C of n points on a fixed number of subspaces, which shrink like 1/n, while Adam moves each
     by about its rate a step. (An exploration with the subspace labels, 2026-12-07: both rates scaled recovered
     the subspaces at n = 5000, and at n = 10,000 with the rate this rule gave before the run; C's rate alone did
-    not at n = 5000. ``large_n_rates.py`` then found that the network's rate alone decides at n = 5000.)"""
+    not at n = 5000. ``large_n_rates.py`` then found that the network's rate alone decides at n = 5000, through
+    its first steps.)"""
     if start == "constant-coef-lr-per-n":
         return base.replace(coef_lr=base.finetune_lr * LARGE_LR_N / n)
     if start == "constant-lr-per-n":

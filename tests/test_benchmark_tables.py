@@ -3,6 +3,7 @@ import json
 import sys
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 from conftest import benchmark_module
@@ -175,8 +176,10 @@ def test_network_dependence_compares_every_network_and_objective(monkeypatch, tm
 
 
 def test_large_n_rates_traces_how_far_the_code_moves(monkeypatch, tmp_path):
-    """benchmarks/large_n_rates.py at n = 40, 4 fine-tune steps: Z's distance from Z_0 read every 2 steps, near 0
-    for a network rate of 1e-12 (only C moves) and not at 1e-3; mean share against numpy; the table has a row each."""
+    """benchmarks/large_n_rates.py at n = 40, 4 fine-tune steps read every 2: Z's distance from Z_0 near 0 for a
+    network rate of 1e-12 (only C moves) and not at 1e-3, near 0 at the first read with the network still for
+    steps 1-2, then not, and unchanged after step 2 in the restarts; mean share and block share against numpy; the
+    table has a row and a trace each."""
     rates = benchmark_module("large_n_rates")
     x, y, base = rates.large_problem(40, 4, 2)
     model = jaxsc.build_autoencoder(base, x.shape[1:])
@@ -184,15 +187,29 @@ def test_large_n_rates_traces_how_far_the_code_moves(monkeypatch, tmp_path):
     z0 = rates.latent(model, autoencoder, x)
     z = np.asarray(z0, np.float64)
     assert rates.mean_share(z0) == pytest.approx(40 * np.sum(z.mean(axis=0) ** 2) / np.sum(z ** 2), rel=1e-5)
+    coef = np.random.default_rng(0).normal(size=(40, 40))
+    part = np.abs(coef - coef.mean(axis=1, keepdims=True))
+    expected = part[y[:, None] == y[None, :]].sum() / part.sum()
+    share = rates.block_share(jnp.asarray(coef, jnp.float32), jax.nn.one_hot(y, rates.LARGE_CLUSTERS))
+    assert float(share) == pytest.approx(expected, rel=1e-5)
+    still = "still for steps 1-2"
     rows = [rates.rate_case(x, y, base.replace(coef_lr=1e-3, finetune_lr=net_lr), model, autoencoder, z0, 2)
             for net_lr in (1e-12, 1e-3)]
-    assert [len(r["trace"]) for r in rows] == [2, 2]
-    assert max(rows[0]["trace"]) < 1e-5 < min(rows[1]["trace"])
+    rows.append(rates.rate_case(x, y, base.replace(coef_lr=1e-3, finetune_lr=1e-3), model, autoencoder, z0, 2,
+                                still, rates.network_schedules(2)[still]))
+    rows += rates.restart_cases(x, y, base.replace(coef_lr=1e-3, finetune_lr=1e-3), model, autoencoder, z0, 2, 2)
+    assert [len(r["trace"][name]) for r in rows for name in rates.TRACED] == [2] * 20
+    moved = [r["trace"]["Z moved"] for r in rows]
+    assert max(moved[0]) < 1e-5 < min(moved[1]) and moved[2][0] < 1e-5 < moved[2][1]
+    assert 1e-5 < moved[3][0] == pytest.approx(moved[3][1], rel=1e-5) and moved[4] == pytest.approx(moved[3])
     assert all(0 <= r["mean_share"] <= 1 and 0 <= r["acc"] <= 1 and 0 <= r["ridge_acc"] <= 1 for r in rows)
     monkeypatch.setattr(rates, "RESULTS", tmp_path)
-    text = rates.write_table(40, 4, 2, {"mean_share": rates.mean_share(z0), "ridge_acc": 1.0}, rows)
+    text = rates.write_table(40, 4, 2, {"mean_share": rates.mean_share(z0), "ridge_acc": 1.0, "chance": 0.1}, rows)
     assert (tmp_path / "large_n_rates.md").read_text() == text
-    assert text.count("\n| 0.001 | 1e-12 | ") == 1 and text.count("\n| 0.001 | 0.001 | ") == 1
+    assert text.count("\n| 1 | 0.001 | 1e-12 | constant | ") == 1
+    assert text.count(f"\n| 3 | 0.001 | 0.001 | {still} | ") == 1
+    assert all(text.count(f"\n| {row} | {name} | ") == 1 for row in range(1, 6) for name in rates.TRACED)
+    assert text.count("\n| 5 | 0.001 | 0.001 | still after step 2, C's Adam new, C from coef_init | ") == 1
 
 
 def test_iterative_agreement_stages_and_table(monkeypatch, tmp_path):

@@ -72,8 +72,10 @@ class Preset:
     synthetic union of subspaces at n = 5000-20,000 the constant start lost the subspaces at the presets' 1e-3
     and kept them with ``finetune_lr = 1e-3 * 1000 / n``, but not with that rate for C alone
     (``benchmarks/results/speed_cpu.md``, large-n section); at n = 5000 the network's rate decides, C's at 1e-3 or
-    at 2e-4 changing nothing (``large_n_rates.md``). On mnist-test's large-scale path neither rate changed ACC
-    beyond the seeds' spread (findings).
+    at 2e-4 changing nothing, through its first steps: at 1e-3 it shrinks the code while C is far from expressing
+    it, and with the network still for the first 50 steps the presets' 1e-3 keeps the subspaces
+    (``large_n_rates.md``). On mnist-test's large-scale path neither rate changed ACC beyond the seeds' spread
+    (findings).
     """
 
     kernels: tuple[int, ...]
