@@ -204,12 +204,14 @@ def test_large_n_rates_traces_how_far_the_code_moves(monkeypatch, tmp_path):
     assert 1e-5 < moved[3][0] == pytest.approx(moved[3][1], rel=1e-5) and moved[4] == pytest.approx(moved[3])
     assert all(0 <= r["mean_share"] <= 1 and 0 <= r["acc"] <= 1 and 0 <= r["ridge_acc"] <= 1 for r in rows)
     monkeypatch.setattr(rates, "RESULTS", tmp_path)
-    text = rates.write_table(40, 4, 2, {"mean_share": rates.mean_share(z0), "ridge_acc": 1.0, "chance": 0.1}, rows)
+    text = rates.write_table(40, 4, 2, {"mean_share": rates.mean_share(z0), "ridge_acc": 1.0, "chance": 0.1}, rows,
+                             [{"n": 40, **rows[1]}])
     assert (tmp_path / "large_n_rates.md").read_text() == text
     assert text.count("\n| 1 | 0.001 | 1e-12 | constant | ") == 1
     assert text.count(f"\n| 3 | 0.001 | 0.001 | {still} | ") == 1
     assert all(text.count(f"\n| {row} | {name} | ") == 1 for row in range(1, 6) for name in rates.TRACED)
     assert text.count("\n| 5 | 0.001 | 0.001 | still after step 2, C's Adam new, C from coef_init | ") == 1
+    assert text.endswith(f" | {rows[1]['acc']:.4f} | {rows[1]['ridge_acc']:.4f} |\n") and "\n| 40 | " in text
 
 
 def test_iterative_agreement_stages_and_table(monkeypatch, tmp_path):

@@ -271,7 +271,8 @@ def ridge_start(objective: SelfExpressiveObjective, autoencoder_params: Any, x: 
     Why: from the constant start at the presets' rate, on a synthetic union of subspaces at n >= 5000, C ends flat
     (one magnitude everywhere) and the labels near chance, while the pretrained code holds the subspaces (this C
     clusters it): ``benchmarks/results/speed_cpu.md`` (dense C at large n) has the fine-tune from both starts.
-    Scaling the network's learning rate with n also recovers them there (``large_n_rates.md``).
+    Scaling the network's learning rate with n also recovers them there; the same problem fails at n = 1000 and
+    2000 too (``large_n_rates.md``).
 
     Meant for F with fewer columns than samples (a small latent code at large n); on mnist-test's large-scale path
     (10 latent columns, 5000 samples) and at the presets' n (ORL) it lowered ACC (``rgrl_pssc.md``). With diag(C)
