@@ -102,6 +102,12 @@ def tracer(model, x, y: np.ndarray, z0, preset, trace: dict):
     return record
 
 
+def traced_train(objective, params, data, steps: int, every: int, record):
+    """:func:`jaxsc.train.train` as ``fit`` runs it (C donated), ``record`` called every ``every`` steps."""
+    return train(objective, params, data, steps, log_every=every, verbose=False, stop_check=record,
+                 give_sample_matrices=True)
+
+
 def summary_row(preset, model, x, y: np.ndarray, params, trace: dict, seconds: float, schedule: str) -> dict:
     """The table's row of a fine-tune that ended at ``params``."""
     coef, network = params["coef"], params["autoencoder"]
@@ -122,8 +128,8 @@ def rate_case(x, y, preset, model, autoencoder, z0, every: int, schedule: str = 
     if make_schedule is not None:
         objective = dataclasses.replace(objective, lr_net=make_schedule(preset.finetune_lr))
     start = time.perf_counter()
-    result = train(objective, params, data, preset.finetune_steps, log_every=every, verbose=False,
-                   stop_check=tracer(model, x, y, z0, preset, trace), give_sample_matrices=True)
+    result = traced_train(objective, params, data, preset.finetune_steps, every,
+                          tracer(model, x, y, z0, preset, trace))
     return summary_row(preset, model, x, y, result.params, trace, time.perf_counter() - start, schedule)
 
 
@@ -134,8 +140,7 @@ def restart_cases(x, y, preset, model, autoencoder, z0, every: int, hold: int) -
     first_trace = {name: [] for name in TRACED}
     objective, params, data = _finetune_problem(x, preset, autoencoder, None, 0)
     start = time.perf_counter()
-    first = train(objective, params, data, hold, log_every=every, verbose=False,
-                  stop_check=tracer(model, x, y, z0, preset, first_trace), give_sample_matrices=True)
+    first = traced_train(objective, params, data, hold, every, tracer(model, x, y, z0, preset, first_trace))
     first_seconds = time.perf_counter() - start
     still = dataclasses.replace(objective, lr_net=0.0)
     rows = []
@@ -144,20 +149,24 @@ def restart_cases(x, y, preset, model, autoencoder, z0, every: int, hold: int) -
                         jnp.full_like(first.params["coef"], preset.coef_init))):
         trace = {key: list(values) for key, values in first_trace.items()}
         start = time.perf_counter()
-        result = train(still, {**first.params, "coef": jnp.array(coef)}, data, preset.finetune_steps - hold,
-                       log_every=every, verbose=False, stop_check=tracer(model, x, y, z0, preset, trace),
-                       give_sample_matrices=True)
+        result = traced_train(still, {**first.params, "coef": jnp.array(coef)}, data, preset.finetune_steps - hold,
+                              every, tracer(model, x, y, z0, preset, trace))
         rows.append(summary_row(preset, model, x, y, result.params, trace,
                                 first_seconds + time.perf_counter() - start, name))
     return rows
 
 
-def size_case(n: int, steps: int, pretrain_steps: int, every: int) -> dict:
-    """Row 1 (both rates at the preset's, the network moving from step 1) at another n, its own pretraining."""
+def pretrained_problem(n: int, steps: int, pretrain_steps: int):
+    """``(x, y, preset, model, autoencoder, z0)``: :func:`speed.large_problem`, its pretrained network and code."""
     x, y, base = large_problem(n, steps, pretrain_steps)
     model = jaxsc.build_autoencoder(base, x.shape[1:])
     autoencoder = jaxsc.pretrain(x, base, seed=0, verbose=False)
-    return {"n": n, **rate_case(x, y, base, model, autoencoder, latent(model, autoencoder, x), every)}
+    return x, y, base, model, autoencoder, latent(model, autoencoder, x)
+
+
+def size_case(n: int, steps: int, pretrain_steps: int, every: int) -> dict:
+    """Row 1 (both rates at the preset's, the network moving from step 1) at another n, its own pretraining."""
+    return {"n": n, **rate_case(*pretrained_problem(n, steps, pretrain_steps), every)}
 
 
 def write_table(n: int, steps: int, every: int, z0_row: dict, rows: list, size_rows: list) -> str:
@@ -205,10 +214,7 @@ def main() -> None:
     parser.add_argument("--hold", type=int, default=50, help="steps of the network's schedules")
     parser.add_argument("--other-n", type=int, nargs="*", default=[1000, 2000], help="sizes for row 1 alone")
     args = parser.parse_args()
-    x, y, base = large_problem(args.n, args.steps, args.pretrain_steps)
-    model = jaxsc.build_autoencoder(base, x.shape[1:])
-    autoencoder = jaxsc.pretrain(x, base, seed=0, verbose=False)
-    z0 = latent(model, autoencoder, x)
+    x, y, base, model, autoencoder, z0 = pretrained_problem(args.n, args.steps, args.pretrain_steps)
     z0_row = {"mean_share": mean_share(z0), "ridge_acc": ridge_accuracy(base, model, autoencoder, x, y),
               "chance": float(np.sum(np.bincount(y) ** 2) / len(y) ** 2)}
     scaled = base.finetune_lr * LARGE_LR_N / args.n
