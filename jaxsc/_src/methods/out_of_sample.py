@@ -87,6 +87,22 @@ def nearest_neighbor_labels(reference: np.ndarray, labels: np.ndarray, query: np
     return labels[map_in_batches(lambda chunk: _nearest(reference, chunk), query, batch)]
 
 
+def draw_sample(n: int, sample_size: int, seed: int) -> np.ndarray:
+    """The sorted indices of the random sample (step 1) that :func:`fit_large_scale` trains on with ``seed``."""
+    return np.sort(np.random.default_rng(seed).choice(n, size=sample_size, replace=False))
+
+
+def label_out_of_sample(x: np.ndarray, preset: Preset, autoencoder_params, sample_index: np.ndarray,
+                        sample_labels: np.ndarray) -> np.ndarray:
+    """Labels of all rows of ``x`` (flattened): the sample's own, and for every other row the label of its nearest
+    sample point in the latent space of ``autoencoder_params`` (step 3)."""
+    model = api.build_autoencoder(preset, x.shape[1:])
+    latent = encode_in_batches(model, autoencoder_params, x * preset.data_scale)
+    labels = nearest_neighbor_labels(latent[sample_index], sample_labels, latent)
+    labels[sample_index] = sample_labels
+    return labels
+
+
 class LargeScaleResult(NamedTuple):
     """Output of :func:`fit_large_scale`: labels of all N points, the sample's indices, its spectral labels and
     its learned C (m x m, to cluster again with other settings: :func:`jaxsc.cluster_coef`), and wall-clock
@@ -110,15 +126,10 @@ def fit_large_scale(x, n_clusters: int, method: str = "rgrl", *, sample_size: in
         raise ValueError(f"sample_size must lie in n_clusters..n = {n_clusters}..{n}, got {sample_size}")
     check_n_clusters(n_clusters, sample_size)
     preset = large_scale_preset(method, n_clusters, sample_size) if preset is None else preset
-    rng = np.random.default_rng(seed)
-    sample_index = np.sort(rng.choice(n, size=sample_size, replace=False))
-    sample = x[sample_index]
-    result = api.run(sample, n_clusters, preset, seed=seed, verbose=verbose)
+    sample_index = draw_sample(n, sample_size, seed)
+    result = api.run(x[sample_index], n_clusters, preset, seed=seed, verbose=verbose)
     seconds = dict(result.seconds)
     start = time.perf_counter()
-    model = api.build_autoencoder(preset, x.shape[1:])
-    latent = encode_in_batches(model, result.params["autoencoder"], x * preset.data_scale)
-    labels = nearest_neighbor_labels(latent[sample_index], result.labels, latent)
-    labels[sample_index] = result.labels
+    labels = label_out_of_sample(x, preset, result.params["autoencoder"], sample_index, result.labels)
     seconds["out_of_sample"] = time.perf_counter() - start
     return LargeScaleResult(labels, sample_index, result.labels, result.coef, seconds)
