@@ -23,10 +23,17 @@ and, at the end: ``mean share``: n ||mean_i z_i||^2 / ||Z||_F^2 (1: every sample
 Z (``jaxsc.train.ridge_start``), i.e. whether the final Z still holds the subspaces whatever C learned; the same
 for Z_0 in the first line.
 
+With ``--dataset`` instead (real data, e.g. mnist-test): :func:`jaxsc.fit_large_scale`'s path for DSC-L2 per seed
+(its sample, preset and pretraining), fine-tuned with the network moving from step 1 (the path's preset), still
+for steps 1-``--hold``, or warmed up over them, to see whether a real code also shrinks early and whether a
+later start of the network helps there (``real_data_case``); ``ACC (all N)`` labels the rest of the data as the
+path does. ``--hold 15``: half the path's 30 steps, as 50 is of the 100 above, fixed before the run.
+
 Labels are used only in the block share and the ACC columns, to tell the failures apart; no preset was chosen
-from them. Writes ``benchmarks/results/large_n_rates.md``.
+from them. Writes ``benchmarks/results/large_n_rates.md`` (``large_n_rates_<dataset>.md`` with ``--dataset``).
 
     python benchmarks/large_n_rates.py            # about 35 minutes on 2 CPU cores
+    python benchmarks/large_n_rates.py --dataset mnist-test --hold 15 --every 10    # JAXSC_DATA_DIR set
 """
 from __future__ import annotations
 
@@ -46,6 +53,7 @@ import jaxsc
 from jaxsc import metrics
 from jaxsc._src.api import _finetune_problem, build_objective
 from jaxsc._src.cli import _machine
+from jaxsc._src.methods.out_of_sample import draw_sample, label_out_of_sample, large_scale_preset
 from jaxsc.train import ridge_start, train
 
 TRACED = ("Z moved", "Z norm", "block share", "ACC (C)")
@@ -77,26 +85,31 @@ def block_share(coef: jax.Array, onehot: jax.Array) -> jax.Array:
     return jnp.sum((magnitude @ onehot) * onehot) / jnp.sum(magnitude)
 
 
-def cluster_accuracy(coef, preset, y: np.ndarray) -> float:
-    return metrics.accuracy(y, np.asarray(jaxsc.cluster_coef(coef, LARGE_CLUSTERS, preset.post).labels))
+def cluster_labels(coef, preset, n_clusters: int, seed: int = 0) -> np.ndarray:
+    """The cluster stage's labels of C (``preset.post``, the key of ``seed`` as in :func:`jaxsc.run`)."""
+    return np.asarray(jaxsc.cluster_coef(coef, n_clusters, preset.post, seed=seed).labels)
 
 
-def ridge_accuracy(preset, model, autoencoder_params, x, y: np.ndarray) -> float:
+def cluster_accuracy(coef, preset, y: np.ndarray, seed: int = 0) -> float:
+    return metrics.accuracy(y, cluster_labels(coef, preset, int(y.max()) + 1, seed))
+
+
+def ridge_accuracy(preset, model, autoencoder_params, x, y: np.ndarray, seed: int = 0) -> float:
     """ACC of the cluster stage on :func:`jaxsc.train.ridge_start` for this network: the minimiser of the
     objective's terms quadratic in C for its code Z."""
-    return cluster_accuracy(ridge_start(build_objective(preset, model), autoencoder_params, x), preset, y)
+    return cluster_accuracy(ridge_start(build_objective(preset, model), autoencoder_params, x), preset, y, seed)
 
 
-def tracer(model, x, y: np.ndarray, z0, preset, trace: dict):
+def tracer(model, x, y: np.ndarray, z0, preset, trace: dict, seed: int = 0):
     """A ``stop_check`` that appends the traced quantities (module docstring) of the parameters to ``trace``."""
-    onehot = jax.nn.one_hot(y, LARGE_CLUSTERS)
+    onehot = jax.nn.one_hot(y, int(y.max()) + 1)
 
     def record(params):
         z = latent(model, params["autoencoder"], x)
         trace["Z moved"].append(float(jnp.linalg.norm(z - z0) / jnp.linalg.norm(z0)))
         trace["Z norm"].append(float(jnp.linalg.norm(z) / jnp.linalg.norm(z0)))
         trace["block share"].append(float(block_share(params["coef"], onehot)))
-        trace["ACC (C)"].append(cluster_accuracy(params["coef"], preset, y))
+        trace["ACC (C)"].append(cluster_accuracy(params["coef"], preset, y, seed))
         return False
 
     return record
@@ -108,29 +121,32 @@ def traced_train(objective, params, data, steps: int, every: int, record):
                  give_sample_matrices=True)
 
 
-def summary_row(preset, model, x, y: np.ndarray, params, trace: dict, seconds: float, schedule: str) -> dict:
-    """The table's row of a fine-tune that ended at ``params``."""
+def summary_row(preset, model, x, y: np.ndarray, params, trace: dict, seconds: float, schedule: str,
+                seed: int = 0) -> dict:
+    """The table's row of a fine-tune that ended at ``params`` (with C's labels and the network, for
+    :func:`real_data_case`)."""
     coef, network = params["coef"], params["autoencoder"]
     z = latent(model, network, x)
+    labels = cluster_labels(coef, preset, int(y.max()) + 1, seed)
     return {"coef_lr": preset.coef_rate, "net_lr": preset.finetune_lr, "schedule": schedule, "trace": trace,
             "seconds": seconds, "mean_share": mean_share(z),
             "residual": float(jnp.linalg.norm(z - coef @ z) / jnp.linalg.norm(z)),
-            "contrast": float(coefficient_contrast(coef)), "acc": cluster_accuracy(coef, preset, y),
-            "ridge_acc": ridge_accuracy(preset, model, network, x, y)}
+            "contrast": float(coefficient_contrast(coef)), "acc": metrics.accuracy(y, labels),
+            "ridge_acc": ridge_accuracy(preset, model, network, x, y, seed), "labels": labels, "network": network}
 
 
 def rate_case(x, y, preset, model, autoencoder, z0, every: int, schedule: str = "constant",
-              make_schedule=None) -> dict:
+              make_schedule=None, seed: int = 0) -> dict:
     """One fine-tune with ``preset``'s rates, the network's as ``make_schedule(rate)`` when given; the traced
-    quantities read every ``every`` steps."""
+    quantities read every ``every`` steps; ``seed``: the cluster stage's key."""
     trace = {name: [] for name in TRACED}
-    objective, params, data = _finetune_problem(x, preset, autoencoder, None, 0)
+    objective, params, data = _finetune_problem(x, preset, autoencoder, None, seed)
     if make_schedule is not None:
         objective = dataclasses.replace(objective, lr_net=make_schedule(preset.finetune_lr))
     start = time.perf_counter()
     result = traced_train(objective, params, data, preset.finetune_steps, every,
-                          tracer(model, x, y, z0, preset, trace))
-    return summary_row(preset, model, x, y, result.params, trace, time.perf_counter() - start, schedule)
+                          tracer(model, x, y, z0, preset, trace, seed))
+    return summary_row(preset, model, x, y, result.params, trace, time.perf_counter() - start, schedule, seed)
 
 
 def restart_cases(x, y, preset, model, autoencoder, z0, every: int, hold: int) -> list[dict]:
@@ -167,6 +183,65 @@ def pretrained_problem(n: int, steps: int, pretrain_steps: int):
 def size_case(n: int, steps: int, pretrain_steps: int, every: int) -> dict:
     """Row 1 (both rates at the preset's, the network moving from step 1) at another n, its own pretraining."""
     return {"n": n, **rate_case(*pretrained_problem(n, steps, pretrain_steps), every)}
+
+
+def real_data_case(x_all: np.ndarray, y_all: np.ndarray, sample_size: int, seed: int, hold: int, every: int,
+                   method: str = "dsc-l2") -> list[dict]:
+    """The large-scale path of :func:`jaxsc.fit_large_scale` on real data for one seed (its sample, its preset,
+    its seeded pretraining), fine-tuned three ways: the network moving from step 1 (the preset), still for steps
+    1-``hold``, and warmed up over them; each row with ``acc_all``, ACC of every row of ``x_all`` labelled as
+    :func:`jaxsc.fit_large_scale` labels them."""
+    x_all = x_all.reshape(x_all.shape[0], -1)
+    sample_index = draw_sample(x_all.shape[0], sample_size, seed)
+    x, y = x_all[sample_index], y_all[sample_index]
+    preset = large_scale_preset(method, int(y_all.max()) + 1, sample_size)
+    model = jaxsc.build_autoencoder(preset, x.shape[1:])
+    autoencoder = jaxsc.pretrain(x, preset, seed=seed, verbose=False)
+    z0 = latent(model, autoencoder, x * preset.data_scale)
+    schedules = network_schedules(hold)
+    rows = []
+    for name in ("constant", f"still for steps 1-{hold}", f"warmed up over steps 1-{hold}"):
+        row = rate_case(x, y, preset, model, autoencoder, z0, every, name, schedules[name], seed)
+        labels = label_out_of_sample(x_all, preset, row["network"], sample_index, row["labels"])
+        rows.append({**row, "seed": seed, "acc_all": metrics.accuracy(y_all, labels),
+                     "chance": float(np.sum(np.bincount(y) ** 2) / len(y) ** 2)})
+    return rows
+
+
+def write_real_table(dataset: str, n: int, sample_size: int, every: int, rows: list) -> str:
+    """``large_n_rates_<dataset>.md``: per network schedule, mean ± std over seeds of ``real_data_case``'s rows."""
+    def cell(values, digits):
+        return f"{np.mean(values):.{digits}f} ± {np.std(values):.{digits}f}"
+
+    r0 = rows[0]
+    lines = [f"# The network's schedule on {dataset}'s large-scale path (DSC-L2)", "",
+             f"Generated by `benchmarks/large_n_rates.py --dataset {dataset}` on {datetime.date.today().isoformat()}, "
+             f"{machine_text(_machine())}. `jaxsc.fit_large_scale`'s path (sample of m = {sample_size} of N = {n}, "
+             f"the MLP autoencoder, its pretraining per seed, {r0['net_lr']:g} for C and the network, "
+             f"{len(r0['trace']['Z norm']) * every} full-batch fine-tune steps from C = 1e-8), the network's rate "
+             "changed only as the row says; the same seeds and so the same samples and pretrained networks in each "
+             "row. `ACC (all N)`: the path's labels, 1-NN in latent space outside the sample; `ACC (C)`: the "
+             f"sample's. First read after step {every}. Mean ± std over seeds. See the script's docstring for the "
+             "other columns (labels only in the block share and ACC columns; nothing chosen from them). Chance "
+             f"level of the block share: {np.mean([r['chance'] for r in rows]):.4f}.", "",
+             "| network | seeds | ACC (all N) | ACC (C) | ACC (ridge on Z) | Z norm, first read | Z norm | "
+             "block share, first read | block share |", "|---|---|---|---|---|---|---|---|---|"]
+    for schedule in dict.fromkeys(r["schedule"] for r in rows):
+        group = [r for r in rows if r["schedule"] == schedule]
+        norm, share = [r["trace"]["Z norm"] for r in group], [r["trace"]["block share"] for r in group]
+        lines.append(f"| {schedule} | {len(group)} | {cell([r['acc_all'] for r in group], 4)} | "
+                     f"{cell([r['acc'] for r in group], 4)} | {cell([r['ridge_acc'] for r in group], 4)} | "
+                     f"{cell([t[0] for t in norm], 2)} | {cell([t[-1] for t in norm], 2)} | "
+                     f"{cell([t[0] for t in share], 3)} | {cell([t[-1] for t in share], 3)} |")
+    lines += ["", "Per seed, ACC (all N):", "", "| network | " + " | ".join(
+        f"seed {r['seed']}" for r in rows if r["schedule"] == r0["schedule"]) + " |",
+              "|---|" + "---|" * sum(r["schedule"] == r0["schedule"] for r in rows)]
+    for schedule in dict.fromkeys(r["schedule"] for r in rows):
+        lines.append(f"| {schedule} | " + " | ".join(f"{r['acc_all']:.4f}" for r in rows
+                                                     if r["schedule"] == schedule) + " |")
+    text = "\n".join(lines) + "\n"
+    (RESULTS / f"large_n_rates_{dataset}.md").write_text(text)
+    return text
 
 
 def write_table(n: int, steps: int, every: int, z0_row: dict, rows: list, size_rows: list) -> str:
@@ -213,7 +288,19 @@ def main() -> None:
     parser.add_argument("--every", type=int, default=10, help="steps between reads")
     parser.add_argument("--hold", type=int, default=50, help="steps of the network's schedules")
     parser.add_argument("--other-n", type=int, nargs="*", default=[1000, 2000], help="sizes for row 1 alone")
+    parser.add_argument("--dataset", help="real data instead: the large-scale path's rows (real_data_case)")
+    parser.add_argument("--sample-size", type=int, default=5000)
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
+    parser.add_argument("--data-dir", default=None)
     args = parser.parse_args()
+    if args.dataset:
+        data = jaxsc.data.load(args.dataset, args.data_dir)
+        rows = []
+        for seed in args.seeds:
+            rows += real_data_case(data.x, data.y, args.sample_size, seed, args.hold, args.every)
+            print([(r["schedule"], r["acc_all"], r["trace"]) for r in rows[-3:]], flush=True)
+        print(write_real_table(args.dataset, len(data.y), args.sample_size, args.every, rows))
+        return
     x, y, base, model, autoencoder, z0 = pretrained_problem(args.n, args.steps, args.pretrain_steps)
     z0_row = {"mean_share": mean_share(z0), "ridge_acc": ridge_accuracy(base, model, autoencoder, x, y),
               "chance": float(np.sum(np.bincount(y) ** 2) / len(y) ** 2)}
@@ -226,7 +313,7 @@ def main() -> None:
     for coef_lr, net_lr, schedule in cases:
         rows.append(rate_case(x, y, base.replace(coef_lr=coef_lr, finetune_lr=net_lr), model, autoencoder, z0,
                               args.every, schedule, schedules[schedule]))
-        print(rows[-1], flush=True)
+        print({key: rows[-1][key] for key in ("schedule", "acc", "trace")}, flush=True)
     rows += restart_cases(x, y, base, model, autoencoder, z0, args.every, args.hold)
     size_rows = [size_case(n, args.steps, args.pretrain_steps, args.every) for n in args.other_n]
     print(write_table(args.n, args.steps, args.every, z0_row, rows, size_rows))

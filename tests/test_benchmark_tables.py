@@ -214,6 +214,24 @@ def test_large_n_rates_traces_how_far_the_code_moves(monkeypatch, tmp_path):
     assert text.endswith(f" | {rows[1]['acc']:.4f} | {rows[1]['ridge_acc']:.4f} |\n") and "\n| 40 | " in text
 
 
+def test_large_n_rates_real_data_rows_follow_the_large_scale_path(monkeypatch, tmp_path):
+    """large_n_rates.py --dataset on 40 rows, a sample of 20: the preset's row labels all rows as
+    jaxsc.fit_large_scale does (same ACC), the network is still until the end of the hold (step 10) only in its
+    row, and the table has one line per schedule and the per-seed ACC."""
+    rates = benchmark_module("large_n_rates")
+    x, y, _ = rates.large_problem(40, 1, 1)
+    rows = rates.real_data_case(x, y, 20, 1, 10, 10)
+    path = jaxsc.fit_large_scale(x, 10, "dsc-l2", sample_size=20, seed=1, verbose=False)
+    assert rows[0]["acc_all"] == pytest.approx(jaxsc.metrics.accuracy(y, path.labels))
+    moved = [r["trace"]["Z moved"] for r in rows]
+    assert [len(m) for m in moved] == [3] * 3 and moved[1][0] < 1e-5 < min(moved[0][0], moved[2][0], moved[1][1])
+    monkeypatch.setattr(rates, "RESULTS", tmp_path)
+    text = rates.write_real_table("digits", 40, 20, 10, rows)
+    assert (tmp_path / "large_n_rates_digits.md").read_text() == text
+    assert all(text.count(f"\n| {r['schedule']} | 1 | {r['acc_all']:.4f} ± 0.0000 | ") == 1 for r in rows)
+    assert text.count(f"\n| {rows[2]['schedule']} | {rows[2]['acc_all']:.4f} |") == 1
+
+
 def test_iterative_agreement_stages_and_table(monkeypatch, tmp_path):
     """benchmarks/iterative_agreement.py's stages on a small ridge C of 4 subspaces: each solver's labels as
     ``cluster_coefficients`` gives them uncompiled, the iterative ones with an angle bound; a table row per run."""
