@@ -74,8 +74,9 @@ class Preset:
     (``benchmarks/results/speed_cpu.md``, large-n section); at n = 5000 the network's rate decides, C's at 1e-3 or
     at 2e-4 changing nothing, through its first steps: at 1e-3 it shrinks the code while C is far from expressing
     it, and with the network still for the first 50 steps the presets' 1e-3 keeps the subspaces
-    (``large_n_rates.md``). On mnist-test's large-scale path neither rate changed ACC beyond the seeds' spread
-    (findings).
+    (``large_n_rates.md``). On mnist-test's large-scale path neither rate changed ACC beyond the seeds' spread,
+    nor did the network still for its first 15 steps, though the code shrinks there too (findings,
+    ``large_n_rates_mnist-test.md``).
     """
 
     kernels: tuple[int, ...]
