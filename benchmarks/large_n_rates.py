@@ -70,6 +70,7 @@ def network_schedules(hold: int) -> dict:
 
 
 def latent(model, autoencoder_params, x) -> jax.Array:
+    """The code Z (a row per sample) of ``x``, its pixels already at the preset's ``data_scale``."""
     return model.apply({"params": autoencoder_params}, x, method="encode").reshape(x.shape[0], -1)
 
 
@@ -97,7 +98,8 @@ def cluster_accuracy(coef, preset, y: np.ndarray, seed: int = 0) -> float:
 def ridge_accuracy(preset, model, autoencoder_params, x, y: np.ndarray, seed: int = 0) -> float:
     """ACC of the cluster stage on :func:`jaxsc.train.ridge_start` for this network: the minimiser of the
     objective's terms quadratic in C for its code Z."""
-    return cluster_accuracy(ridge_start(build_objective(preset, model), autoencoder_params, x), preset, y, seed)
+    objective = build_objective(preset, model)
+    return cluster_accuracy(ridge_start(objective, autoencoder_params, x * preset.data_scale), preset, y, seed)
 
 
 def tracer(model, x, y: np.ndarray, z0, preset, trace: dict, seed: int = 0):
@@ -105,7 +107,7 @@ def tracer(model, x, y: np.ndarray, z0, preset, trace: dict, seed: int = 0):
     onehot = jax.nn.one_hot(y, int(y.max()) + 1)
 
     def record(params):
-        z = latent(model, params["autoencoder"], x)
+        z = latent(model, params["autoencoder"], x * preset.data_scale)
         trace["Z moved"].append(float(jnp.linalg.norm(z - z0) / jnp.linalg.norm(z0)))
         trace["Z norm"].append(float(jnp.linalg.norm(z) / jnp.linalg.norm(z0)))
         trace["block share"].append(float(block_share(params["coef"], onehot)))
@@ -126,7 +128,7 @@ def summary_row(preset, model, x, y: np.ndarray, params, trace: dict, seconds: f
     """The table's row of a fine-tune that ended at ``params`` (with C's labels and the network, for
     :func:`real_data_case`)."""
     coef, network = params["coef"], params["autoencoder"]
-    z = latent(model, network, x)
+    z = latent(model, network, x * preset.data_scale)
     labels = cluster_labels(coef, preset, int(y.max()) + 1, seed)
     return {"coef_lr": preset.coef_rate, "net_lr": preset.finetune_lr, "schedule": schedule, "trace": trace,
             "seconds": seconds, "mean_share": mean_share(z),
@@ -177,7 +179,7 @@ def pretrained_problem(n: int, steps: int, pretrain_steps: int):
     x, y, base = large_problem(n, steps, pretrain_steps)
     model = jaxsc.build_autoencoder(base, x.shape[1:])
     autoencoder = jaxsc.pretrain(x, base, seed=0, verbose=False)
-    return x, y, base, model, autoencoder, latent(model, autoencoder, x)
+    return x, y, base, model, autoencoder, latent(model, autoencoder, x * base.data_scale)
 
 
 def size_case(n: int, steps: int, pretrain_steps: int, every: int) -> dict:
