@@ -184,7 +184,7 @@ def test_large_n_rates_traces_how_far_the_code_moves(monkeypatch, tmp_path):
     x, y, base = rates.large_problem(40, 4, 2)
     model = jaxsc.build_autoencoder(base, x.shape[1:])
     autoencoder = jaxsc.pretrain(x, base, seed=0, verbose=False)
-    z0 = rates.latent(model, autoencoder, x)
+    z0 = rates.latent(model, base, autoencoder, x)
     z = np.asarray(z0, np.float64)
     assert rates.mean_share(z0) == pytest.approx(40 * np.sum(z.mean(axis=0) ** 2) / np.sum(z ** 2), rel=1e-5)
     coef = np.random.default_rng(0).normal(size=(40, 40))
